@@ -1,0 +1,596 @@
+/* SHA-256 over the framed source stream, as flash's compute_source_fingerprint
+ * defines it:
+ *
+ *   for each file, in order:  be64(len(rel)) rel be64(len(content)) content
+ *
+ * flash reads each file whole; we stream it in RFN_CHUNK_SIZE pieces, take the
+ * length from fstat() of the opened file, and refuse a file whose size or
+ * mtime moved while we read it (the length in the frame would be a lie).
+ *
+ * Small inputs are framed and hashed inline on the calling thread. Once the
+ * stream is large enough to pay for a thread, a reader thread frames the rest
+ * into a ring of buffers while the calling thread hashes them, so read(2)
+ * copies overlap SHA-256 on the other core. Both run without the GIL.
+ */
+#include "rfn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#define RFN_CHUNK_SIZE (256u * 1024u)        /* one read(2) and one ring slot */
+#define RFN_RING_SLOTS 8                     /* 2 MiB in flight, whatever the file size */
+#define RFN_THREAD_THRESHOLD (1u << 20)      /* smaller streams: a thread costs more than it saves */
+#define RFN_SIGNAL_POLL_BYTES (32u << 20)    /* run Python signal handlers at least this often */
+#define RFN_WAIT_POLL_NS (50 * 1000 * 1000)  /* and while waiting on the reader */
+
+/* ---- errors --------------------------------------------------------------- */
+
+void
+rfn_set_evp_error(const char *what)
+{
+    unsigned long code = ERR_peek_last_error();
+    const char *reason = code ? ERR_reason_error_string(code) : NULL;
+    ERR_clear_error();
+    PyErr_Format(PyExc_ValueError, "%s failed: %s", what,
+                 reason ? reason : "unknown OpenSSL error");
+}
+
+void
+rfn_raise_failure(rfn_state *st, const rfn_failure *fail, PyObject *path)
+{
+    switch (fail->kind) {
+    case RFN_FAIL_OS:
+        errno = fail->err_no;
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        break;
+    case RFN_FAIL_NOT_REGULAR:
+        PyErr_Format(PyExc_ValueError, "%R: %s", path, fail->detail);
+        break;
+    case RFN_FAIL_CHANGED:
+        PyErr_Format(st->SourceChangedError, "%R %s; refusing to fingerprint a torn read",
+                     path, fail->detail);
+        break;
+    case RFN_FAIL_NOMEM:
+        PyErr_NoMemory();
+        break;
+    case RFN_FAIL_THREAD:
+        errno = fail->err_no;
+        PyErr_SetFromErrno(PyExc_OSError);
+        break;
+    case RFN_FAIL_EVP:
+        rfn_set_evp_error("SHA-256");
+        break;
+    case RFN_FAIL_INTERRUPTED:
+        /* The signal handler's exception is already set. */
+        if (!PyErr_Occurred()) {
+            PyErr_SetNone(PyExc_KeyboardInterrupt);
+        }
+        break;
+    case RFN_OK:
+        PyErr_SetString(PyExc_SystemError, "rfn_raise_failure without a failure");
+        break;
+    }
+}
+
+PyObject *
+rfn_hexdigest(const unsigned char digest[RFN_SHA256_LEN])
+{
+    static const char hex[] = "0123456789abcdef";
+    char out[RFN_SHA256_LEN * 2];
+    for (int i = 0; i < RFN_SHA256_LEN; i++) {
+        out[2 * i] = hex[digest[i] >> 4];
+        out[2 * i + 1] = hex[digest[i] & 0xf];
+    }
+    return PyUnicode_FromStringAndSize(out, sizeof(out));
+}
+
+int
+rfn_poll_signals(PyThreadState **tstate)
+{
+    PyEval_RestoreThread(*tstate);
+    int rc = PyErr_CheckSignals();
+    *tstate = PyEval_SaveThread();
+    return rc;
+}
+
+/* ---- feeds ---------------------------------------------------------------- */
+
+static const rfn_source *
+rfn_array_feed_get(rfn_source_feed *feed, size_t i)
+{
+    rfn_array_feed *af = (rfn_array_feed *)feed->ctx;
+    return i < af->count ? &af->items[i] : NULL;
+}
+
+void
+rfn_array_feed_init(rfn_array_feed *af, const rfn_source *items, size_t count)
+{
+    af->feed.get = rfn_array_feed_get;
+    af->feed.ctx = af;
+    af->items = items;
+    af->count = count;
+}
+
+/* ---- sinks: where framed bytes go ------------------------------------------ */
+
+typedef struct rfn_sink rfn_sink;
+struct rfn_sink {
+    unsigned char *buf;
+    size_t cap;
+    size_t fill;
+    uint64_t produced;                  /* bytes framed so far, all files */
+    int (*flush)(rfn_sink *sink);       /* hand buf[0:fill] on; -1 to stop */
+    volatile int *cancel;               /* set by the consumer to stop a producer */
+};
+
+static int
+rfn_sink_put(rfn_sink *sink, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    while (len > 0) {
+        if (sink->fill == sink->cap && sink->flush(sink) < 0) {
+            return -1;
+        }
+        size_t n = sink->cap - sink->fill;
+        if (n > len) {
+            n = len;
+        }
+        memcpy(sink->buf + sink->fill, p, n);
+        sink->fill += n;
+        sink->produced += n;
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int
+rfn_sink_put_be64(rfn_sink *sink, uint64_t v)
+{
+    unsigned char b[8];
+    for (int i = 7; i >= 0; i--) {
+        b[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+    return rfn_sink_put(sink, b, sizeof(b));
+}
+
+/* ---- the producer: open, frame and read one source after another --------- */
+
+enum { RFN_PRODUCE_DONE = 0, RFN_PRODUCE_FAILED = -1, RFN_PRODUCE_SWITCH = 1 };
+
+static void
+rfn_fail_os(rfn_failure *fail, size_t index, int err_no)
+{
+    fail->kind = RFN_FAIL_OS;
+    fail->err_no = err_no;
+    fail->index = index;
+}
+
+static void
+rfn_fail_detail(rfn_failure *fail, enum rfn_failure_kind kind, size_t index, const char *detail)
+{
+    fail->kind = kind;
+    fail->index = index;
+    fail->detail = detail;
+}
+
+static int
+rfn_same_version(const struct stat *a, const struct stat *b)
+{
+    return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec
+           && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Read exactly `size` bytes of fd into the sink, then make sure the file ended
+ * there and was not modified meanwhile. */
+static int
+rfn_produce_content(rfn_sink *sink, int fd, const struct stat *before, size_t index,
+                    rfn_failure *fail)
+{
+    uint64_t remaining = (uint64_t)before->st_size;
+    while (remaining > 0) {
+        if (sink->fill == sink->cap && sink->flush(sink) < 0) {
+            return -1;
+        }
+        size_t want = sink->cap - sink->fill;
+        if (want > remaining) {
+            want = (size_t)remaining;
+        }
+        ssize_t got = read(fd, sink->buf + sink->fill, want);
+        if (got < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            rfn_fail_os(fail, index, errno);
+            return -1;
+        }
+        if (got == 0) {
+            rfn_fail_detail(fail, RFN_FAIL_CHANGED, index, "shrank while it was being hashed");
+            return -1;
+        }
+        sink->fill += (size_t)got;
+        sink->produced += (uint64_t)got;
+        remaining -= (uint64_t)got;
+    }
+    unsigned char extra;
+    ssize_t got;
+    do {
+        got = read(fd, &extra, 1);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        rfn_fail_os(fail, index, errno);
+        return -1;
+    }
+    struct stat after;
+    if (got > 0 || fstat(fd, &after) != 0 || !rfn_same_version(before, &after)) {
+        rfn_fail_detail(fail, RFN_FAIL_CHANGED, index, "changed while it was being hashed");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+rfn_open_source(const rfn_source *src, size_t index, struct stat *st, rfn_failure *fail)
+{
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+    int fd = open(src->open_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        rfn_fail_os(fail, index, errno);
+        return -1;
+    }
+    if (fstat(fd, st) != 0) {
+        rfn_fail_os(fail, index, errno);
+        close(fd);
+        return -1;
+    }
+    if (S_ISDIR(st->st_mode)) {
+        rfn_fail_os(fail, index, EISDIR);
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        rfn_fail_detail(fail, RFN_FAIL_NOT_REGULAR, index,
+                        "not a regular file (FIFO, socket or device); refusing to hash it");
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Frame sources start, start+1, ... into sink. With switch_at nonzero, stop
+ * before the first file that would take the stream past switch_at bytes and
+ * report RFN_PRODUCE_SWITCH with *next at that file. */
+static int
+rfn_produce(rfn_sink *sink, rfn_source_feed *feed, size_t start, uint64_t switch_at,
+            size_t *next, rfn_failure *fail)
+{
+    for (size_t i = start;; i++) {
+        if (sink->cancel != NULL && *sink->cancel) {
+            return RFN_PRODUCE_FAILED;  /* the consumer already knows why */
+        }
+        const rfn_source *src = feed->get(feed, i);
+        if (src == NULL) {
+            return fail->kind == RFN_OK ? RFN_PRODUCE_DONE : RFN_PRODUCE_FAILED;
+        }
+        struct stat st;
+        int fd = rfn_open_source(src, i, &st, fail);
+        if (fd < 0) {
+            return RFN_PRODUCE_FAILED;
+        }
+        if (switch_at != 0 && sink->produced + (uint64_t)st.st_size > switch_at) {
+            close(fd);
+            *next = i;
+            return RFN_PRODUCE_SWITCH;
+        }
+        int rc = 0;
+        if (rfn_sink_put_be64(sink, src->rel_len) < 0 || rfn_sink_put(sink, src->rel, src->rel_len) < 0
+            || rfn_sink_put_be64(sink, (uint64_t)st.st_size) < 0
+            || rfn_produce_content(sink, fd, &st, i, fail) < 0) {
+            rc = -1;
+        }
+        close(fd);
+        if (rc < 0) {
+            return RFN_PRODUCE_FAILED;
+        }
+    }
+}
+
+/* ---- inline mode: produce and hash on the calling thread ------------------ */
+
+typedef struct {
+    rfn_sink sink;
+    EVP_MD_CTX *ctx;
+    PyThreadState **tstate;
+    uint64_t since_poll;
+    rfn_failure *fail;
+} rfn_inline_sink;
+
+static int
+rfn_inline_flush(rfn_sink *sink)
+{
+    rfn_inline_sink *is = (rfn_inline_sink *)sink;
+    if (sink->fill > 0 && !EVP_DigestUpdate(is->ctx, sink->buf, sink->fill)) {
+        is->fail->kind = RFN_FAIL_EVP;
+        return -1;
+    }
+    is->since_poll += sink->fill;
+    sink->fill = 0;
+    if (is->since_poll >= RFN_SIGNAL_POLL_BYTES) {
+        is->since_poll = 0;
+        if (rfn_poll_signals(is->tstate) < 0) {
+            is->fail->kind = RFN_FAIL_INTERRUPTED;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- threaded mode: a reader thread fills a ring the caller hashes -------- */
+
+typedef struct {
+    rfn_sink sink;                       /* the producer's view of its current slot */
+    unsigned char *slots[RFN_RING_SLOTS];
+    size_t slot_len[RFN_RING_SLOTS];
+    size_t head;                         /* next slot the producer publishes */
+    size_t tail;                         /* next slot the consumer hashes */
+    int producer_done;
+    volatile int cancel;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    /* producer arguments and result */
+    rfn_source_feed *feed;
+    size_t start;
+    rfn_failure fail;
+} rfn_ring;
+
+/* Producer side: publish the current slot, wait for a free one. */
+static int
+rfn_ring_flush(rfn_sink *sink)
+{
+    rfn_ring *r = (rfn_ring *)sink;
+    pthread_mutex_lock(&r->lock);
+    r->slot_len[r->head % RFN_RING_SLOTS] = sink->fill;
+    r->head++;
+    pthread_cond_broadcast(&r->changed);
+    while (!r->cancel && r->head - r->tail >= RFN_RING_SLOTS) {
+        pthread_cond_wait(&r->changed, &r->lock);
+    }
+    int cancelled = r->cancel;
+    pthread_mutex_unlock(&r->lock);
+    sink->buf = r->slots[r->head % RFN_RING_SLOTS];
+    sink->fill = 0;
+    return cancelled ? -1 : 0;
+}
+
+static void *
+rfn_ring_producer(void *arg)
+{
+    rfn_ring *r = arg;
+    size_t unused;
+    int rc = rfn_produce(&r->sink, r->feed, r->start, 0, &unused, &r->fail);
+    if (rc == RFN_PRODUCE_DONE && r->sink.fill > 0) {
+        rfn_ring_flush(&r->sink);
+    }
+    pthread_mutex_lock(&r->lock);
+    r->producer_done = 1;
+    pthread_cond_broadcast(&r->changed);
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+static void
+rfn_ring_cancel(rfn_ring *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->cancel = 1;
+    pthread_cond_broadcast(&r->changed);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void
+rfn_deadline_in(struct timespec *ts, long ns)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_nsec += ns;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec += 1;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Consumer side, on the calling thread: hash slots in order until the
+ * producer is done. Returns 0 or -1 with *fail set. */
+static int
+rfn_ring_consume(rfn_ring *r, EVP_MD_CTX *ctx, PyThreadState **tstate, rfn_failure *fail)
+{
+    uint64_t since_poll = 0;
+    pthread_mutex_lock(&r->lock);
+    for (;;) {
+        while (r->tail == r->head && !r->producer_done) {
+            struct timespec deadline;
+            rfn_deadline_in(&deadline, RFN_WAIT_POLL_NS);
+            if (pthread_cond_timedwait(&r->changed, &r->lock, &deadline) == ETIMEDOUT) {
+                pthread_mutex_unlock(&r->lock);
+                int rc = rfn_poll_signals(tstate);
+                pthread_mutex_lock(&r->lock);
+                if (rc < 0) {
+                    fail->kind = RFN_FAIL_INTERRUPTED;
+                    pthread_mutex_unlock(&r->lock);
+                    return -1;
+                }
+            }
+        }
+        if (r->tail == r->head) {
+            break;  /* producer done and everything hashed */
+        }
+        size_t k = r->tail % RFN_RING_SLOTS;
+        pthread_mutex_unlock(&r->lock);
+
+        if (!EVP_DigestUpdate(ctx, r->slots[k], r->slot_len[k])) {
+            fail->kind = RFN_FAIL_EVP;
+            return -1;
+        }
+        since_poll += r->slot_len[k];
+        if (since_poll >= RFN_SIGNAL_POLL_BYTES) {
+            since_poll = 0;
+            if (rfn_poll_signals(tstate) < 0) {
+                fail->kind = RFN_FAIL_INTERRUPTED;
+                return -1;
+            }
+        }
+
+        pthread_mutex_lock(&r->lock);
+        r->tail++;
+        pthread_cond_broadcast(&r->changed);
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (r->fail.kind != RFN_OK) {
+        *fail = r->fail;
+        return -1;
+    }
+    return 0;
+}
+
+static int
+rfn_hash_threaded(rfn_source_feed *feed, size_t start, EVP_MD_CTX *ctx, PyThreadState **tstate,
+                  rfn_failure *fail)
+{
+    int result = -1;
+    rfn_ring *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        fail->kind = RFN_FAIL_NOMEM;
+        return -1;
+    }
+    int have_lock = 0, have_cond = 0;
+    for (int i = 0; i < RFN_RING_SLOTS; i++) {
+        r->slots[i] = malloc(RFN_CHUNK_SIZE);
+        if (r->slots[i] == NULL) {
+            fail->kind = RFN_FAIL_NOMEM;
+            goto exit;
+        }
+    }
+    if (pthread_mutex_init(&r->lock, NULL) != 0) {
+        fail->kind = RFN_FAIL_NOMEM;
+        goto exit;
+    }
+    have_lock = 1;
+    if (pthread_cond_init(&r->changed, NULL) != 0) {
+        fail->kind = RFN_FAIL_NOMEM;
+        goto exit;
+    }
+    have_cond = 1;
+    r->sink.buf = r->slots[0];
+    r->sink.cap = RFN_CHUNK_SIZE;
+    r->sink.flush = rfn_ring_flush;
+    r->sink.cancel = &r->cancel;
+    r->feed = feed;
+    r->start = start;
+
+    pthread_t thread;
+    int err = pthread_create(&thread, NULL, rfn_ring_producer, r);
+    if (err != 0) {
+        fail->kind = RFN_FAIL_THREAD;
+        fail->err_no = err;
+        goto exit;
+    }
+    result = rfn_ring_consume(r, ctx, tstate, fail);
+    if (result < 0) {
+        rfn_ring_cancel(r);
+    }
+    pthread_join(thread, NULL);
+
+exit:
+    if (have_cond) {
+        pthread_cond_destroy(&r->changed);
+    }
+    if (have_lock) {
+        pthread_mutex_destroy(&r->lock);
+    }
+    for (int i = 0; i < RFN_RING_SLOTS; i++) {
+        free(r->slots[i]);
+    }
+    free(r);
+    return result;
+}
+
+/* ---- entry point ---------------------------------------------------------- */
+
+int
+rfn_fingerprint_stream(rfn_state *st, rfn_source_feed *feed, uint64_t total_hint,
+                       PyThreadState **tstate, unsigned char digest[RFN_SHA256_LEN],
+                       rfn_failure *fail)
+{
+    int result = -1;
+    unsigned char *buf = NULL;
+    memset(fail, 0, sizeof(*fail));
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (ctx == NULL) {
+        fail->kind = RFN_FAIL_NOMEM;
+        goto exit;
+    }
+    if (!EVP_DigestInit_ex(ctx, st->sha256, NULL)) {
+        fail->kind = RFN_FAIL_EVP;
+        goto exit;
+    }
+
+    size_t next = 0;
+    int produced = RFN_PRODUCE_SWITCH;
+    if (total_hint < RFN_THREAD_THRESHOLD) {
+        buf = malloc(RFN_CHUNK_SIZE);
+        if (buf == NULL) {
+            fail->kind = RFN_FAIL_NOMEM;
+            goto exit;
+        }
+        rfn_inline_sink is = {
+            .sink = {.buf = buf, .cap = RFN_CHUNK_SIZE, .flush = rfn_inline_flush},
+            .ctx = ctx, .tstate = tstate, .fail = fail,
+        };
+        produced = rfn_produce(&is.sink, feed, 0, RFN_THREAD_THRESHOLD, &next, fail);
+        if (produced == RFN_PRODUCE_FAILED || rfn_inline_flush(&is.sink) < 0) {
+            goto exit;
+        }
+    }
+    if (produced == RFN_PRODUCE_SWITCH && rfn_hash_threaded(feed, next, ctx, tstate, fail) < 0) {
+        goto exit;
+    }
+    unsigned int len = 0;
+    if (!EVP_DigestFinal_ex(ctx, digest, &len) || len != RFN_SHA256_LEN) {
+        fail->kind = RFN_FAIL_EVP;
+        goto exit;
+    }
+    result = 0;
+
+exit:
+    free(buf);
+    EVP_MD_CTX_free(ctx);
+    return result;
+}
+
+/* ---- module exec ---------------------------------------------------------- */
+
+int
+rfn_hash_exec(PyObject *module)
+{
+    rfn_state *st = rfn_get_state(module);
+    st->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (st->sha256 == NULL) {
+        rfn_set_evp_error("EVP_MD_fetch(SHA256)");
+        return -1;
+    }
+    st->SourceChangedError = PyErr_NewExceptionWithDoc(
+        RFN_MODULE_NAME ".SourceChangedError",
+        "A source file changed (size or mtime) while it was being fingerprinted.",
+        PyExc_RuntimeError, NULL);
+    if (st->SourceChangedError == NULL) {
+        return -1;
+    }
+    return PyModule_AddObjectRef(module, "SourceChangedError", st->SourceChangedError);
+}

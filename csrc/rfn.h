@@ -1,0 +1,149 @@
+/* Shared declarations of the runpod_flash_native._fingerprint extension.
+ *
+ * Every internal symbol carries the rfn_ prefix. Each concern lives in its own
+ * file and plugs into the module through one Py_mod_exec function:
+ *   module.c  module definition, state, exec chain
+ *   hash.c    SHA-256 (OpenSSL EVP) and the framed, pipelined fingerprint stream
+ *   sources.c compute_source_fingerprint(): flash's path arithmetic and ordering
+ *   ignore.c  gitwildmatch patterns compiled like pathspec, and IgnoreSpec
+ *   walk.c    the project walk (flash's get_file_tree) and fingerprint_project
+ *   diff.c    config comparison and reconciliation planning
+ */
+#ifndef RFN_H
+#define RFN_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/evp.h>
+
+#define RFN_MODULE_NAME "runpod_flash_native._fingerprint"
+#define RFN_SHA256_LEN 32
+
+typedef struct {
+    EVP_MD *sha256;                 /* fetched once at import, freed at m_free */
+    PyObject *SourceChangedError;   /* RuntimeError: a file changed while hashed */
+    PyObject *SymlinkLoopError;     /* OSError: directory symlink cycle in a walk */
+    PyObject *InvalidPatternError;  /* ValueError: pathspec rejects the pattern */
+    PyObject *PatternRegexError;    /* re.error: pathspec's regex fails to compile */
+    PyTypeObject *IgnoreSpecType;
+} rfn_state;
+
+extern PyModuleDef rfn_module_def;
+
+static inline rfn_state *
+rfn_get_state(PyObject *module)
+{
+    void *state = PyModule_GetState(module);
+    assert(state != NULL);
+    return (rfn_state *)state;
+}
+
+/* State of the module that defined the (non-subclassable) type of obj. */
+static inline rfn_state *
+rfn_get_state_by_type(PyTypeObject *tp)
+{
+    return rfn_get_state(PyType_GetModule(tp));
+}
+
+/* Py_mod_exec functions, run in this order by module.c. */
+int rfn_hash_exec(PyObject *module);
+int rfn_sources_exec(PyObject *module);
+int rfn_ignore_exec(PyObject *module);
+int rfn_walk_exec(PyObject *module);
+int rfn_diff_exec(PyObject *module);
+
+/* ---- hash.c: the fingerprint stream ------------------------------------ */
+
+/* One file framed into the fingerprint:
+ *   be64(len(rel)) || rel || be64(len(content)) || content
+ * open_path is the NUL-terminated filesystem path handed to open(2);
+ * rel is the UTF-8 POSIX path relative to the project root. */
+typedef struct {
+    const char *open_path;
+    const char *rel;
+    size_t rel_len;
+} rfn_source;
+
+/* Why a fingerprint stopped. Filled without the GIL; turned into a Python
+ * exception by rfn_raise_failure() once the GIL is held again. */
+enum rfn_failure_kind {
+    RFN_OK = 0,
+    RFN_FAIL_OS,            /* errno from open/fstat/read */
+    RFN_FAIL_NOT_REGULAR,   /* FIFO, socket or device: flash would block or read forever */
+    RFN_FAIL_CHANGED,       /* size or mtime moved while the file was hashed */
+    RFN_FAIL_NOMEM,
+    RFN_FAIL_THREAD,        /* pthread_create failed */
+    RFN_FAIL_EVP,           /* OpenSSL error; the error queue says which */
+    RFN_FAIL_INTERRUPTED,   /* a Python signal handler raised; exception is set */
+};
+
+typedef struct {
+    enum rfn_failure_kind kind;
+    int err_no;
+    size_t index;           /* which source failed */
+    const char *detail;     /* static text for CHANGED/NOT_REGULAR */
+} rfn_failure;
+
+/* Where sources come from. get() may block until source i exists; it returns
+ * NULL once there are no more (or the producer failed and set *fail). */
+typedef struct rfn_source_feed rfn_source_feed;
+struct rfn_source_feed {
+    const rfn_source *(*get)(rfn_source_feed *feed, size_t i);
+    void *ctx;
+};
+
+/* A feed over a fixed array. */
+typedef struct {
+    rfn_source_feed feed;
+    const rfn_source *items;
+    size_t count;
+} rfn_array_feed;
+void rfn_array_feed_init(rfn_array_feed *af, const rfn_source *items, size_t count);
+
+/* Hash every source of feed into digest. Must be called WITHOUT the GIL;
+ * *tstate is the caller's saved thread state, used to take the GIL for a
+ * moment now and then to run Python signal handlers (Ctrl-C). Returns 0, or
+ * -1 with *fail filled. total_hint (bytes, 0 if unknown) picks between an
+ * inline loop and a reader thread overlapping I/O with hashing. */
+int rfn_fingerprint_stream(rfn_state *st, rfn_source_feed *feed, uint64_t total_hint,
+                           PyThreadState **tstate, unsigned char digest[RFN_SHA256_LEN],
+                           rfn_failure *fail);
+
+/* Set the Python exception describing fail for the file path (a str). */
+void rfn_raise_failure(rfn_state *st, const rfn_failure *fail, PyObject *path);
+
+/* Raise the Python exception for the current OpenSSL error queue. */
+void rfn_set_evp_error(const char *what);
+
+PyObject *rfn_hexdigest(const unsigned char digest[RFN_SHA256_LEN]);
+
+/* Take the GIL for a moment and run pending signal handlers. Returns -1 (with
+ * the exception left set, GIL released again) if one raised. */
+int rfn_poll_signals(PyThreadState **tstate);
+
+/* ---- sources.c: sort keys shared with the walk --------------------------- */
+
+/* Python orders str by code point; UTF-8 (with surrogates passed through)
+ * preserves that order under memcmp. */
+int rfn_compare_keys(const char *a, size_t alen, const char *b, size_t blen);
+
+/* ---- ignore.c: compiled gitwildmatch patterns ---------------------------- */
+
+typedef struct rfn_matcher rfn_matcher;
+
+/* Match a normalized relative path given as code points (surrogateescape for
+ * undecodable bytes, exactly as Python's str of the path). Returns 1 when the
+ * last matching pattern excludes the path (flash ignores it), else 0. Never
+ * touches Python objects: safe without the GIL. */
+int rfn_matcher_ignores(const rfn_matcher *m, const uint32_t *cps, size_t n);
+
+/* The matcher inside an IgnoreSpec object, or NULL (TypeError set). */
+const rfn_matcher *rfn_ignorespec_matcher(PyObject *spec);
+
+/* Decode bytes as Python's os.fsdecode (UTF-8, surrogateescape) would, into
+ * out (capacity >= len). Returns the number of code points. */
+size_t rfn_fsdecode_cps(const unsigned char *s, size_t len, uint32_t *out);
+
+#endif /* RFN_H */

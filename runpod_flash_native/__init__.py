@@ -1,0 +1,17 @@
+"""runpod_flash_native: the deploy-time change detection of runpod-flash, in C.
+
+Drop-in replacements for flash's own call sites live in modules named after
+flash's: :mod:`runpod_flash_native.build`, :mod:`runpod_flash_native.ignore`
+and :mod:`runpod_flash_native.deployment`.
+"""
+
+from . import _fingerprint
+from ._fingerprint import SourceChangedError
+from .build import compute_source_fingerprint
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SourceChangedError",
+    "compute_source_fingerprint",
+]
