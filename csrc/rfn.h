@@ -136,7 +136,9 @@ typedef struct rfn_matcher rfn_matcher;
 /* Match a normalized relative path given as code points (surrogateescape for
  * undecodable bytes, exactly as Python's str of the path). Returns 1 when the
  * last matching pattern excludes the path (flash ignores it), else 0. Never
- * touches Python objects: safe without the GIL. */
+ * touches Python objects: safe without the GIL. Scratch for paths of up to
+ * ~900 code points is on the stack; longer ones take PyMem_RawMalloc, and
+ * only if that fails the result is -1 (treat as out of memory). */
 int rfn_matcher_ignores(const rfn_matcher *m, const uint32_t *cps, size_t n);
 
 /* The matcher inside an IgnoreSpec object, or NULL (TypeError set). */
