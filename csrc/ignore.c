@@ -1128,7 +1128,62 @@ done:
     return result;
 }
 
+/* Test hooks for the GIL-free entry points the walker uses. */
+
+static PyObject *
+rfn_fsdecode_py(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "_fsdecode() takes bytes");
+        return NULL;
+    }
+    size_t len = (size_t)PyBytes_GET_SIZE(arg);
+    uint32_t *cps = PyMem_New(uint32_t, len + 1);
+    if (cps == NULL) {
+        return PyErr_NoMemory();
+    }
+    size_t n = rfn_fsdecode_cps((const unsigned char *)PyBytes_AS_STRING(arg), len, cps);
+    PyObject *s = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, cps, (Py_ssize_t)n);
+    PyMem_Free(cps);
+    return s;
+}
+
+static PyObject *
+rfn_match_fsbytes_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2 || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "_match_fsbytes(spec, raw: bytes)");
+        return NULL;
+    }
+    const rfn_matcher *m = rfn_ignorespec_matcher(args[0]);
+    if (m == NULL) {
+        return NULL;
+    }
+    size_t len = (size_t)PyBytes_GET_SIZE(args[1]);
+    const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(args[1]);
+    uint32_t *cps = PyMem_RawMalloc((len + 1) * sizeof(uint32_t));
+    if (cps == NULL) {
+        return PyErr_NoMemory();
+    }
+    int r;
+    Py_BEGIN_ALLOW_THREADS
+    r = rfn_matcher_ignores(m, cps, rfn_fsdecode_cps(raw, len, cps));
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(cps);
+    if (r < 0) {
+        return PyErr_NoMemory();
+    }
+    return PyBool_FromLong(r);
+}
+
 static PyMethodDef rfn_ignore_functions[] = {
+    {"_fsdecode", rfn_fsdecode_py, METH_O,
+     "_fsdecode(raw, /)\n--\n\nTest hook: rfn_fsdecode_cps() (os.fsdecode) as a str."},
+    {"_match_fsbytes", (PyCFunction)(void (*)(void))rfn_match_fsbytes_py, METH_FASTCALL,
+     "_match_fsbytes(spec, raw, /)\n--\n\n"
+     "Test hook: rfn_fsdecode_cps() then rfn_matcher_ignores() without the GIL."},
     {"compile_ignore_patterns", (PyCFunction)(void (*)(void))rfn_compile_ignore_patterns,
      METH_VARARGS | METH_KEYWORDS,
      "compile_ignore_patterns(patterns, origins=None)\n--\n\n"
