@@ -140,6 +140,8 @@ rfn_fsdecode_cps(const unsigned char *s, size_t len, uint32_t *out)
 typedef struct {
     size_t *a;
     size_t *b;
+    size_t *ends;       /* where a final token can succeed: each "/", n, and n-1 */
+    size_t nends;       /* when the path ends in "\n"; sorted */
     unsigned char *mark;
 } rfn_scratch;
 
@@ -262,11 +264,42 @@ rfn_final(const rfn_tok *t, const uint32_t *cps, size_t n, const size_t *in, siz
     return 0;
 }
 
+/* Quick reject for programs ending in a literal and the final token (most
+ * real patterns: "*.pyc", "__pycache__/", "docs/"...): the literal must sit
+ * right before a place where the final token succeeds. */
+static int
+rfn_tail_possible(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, size_t n,
+                  const rfn_scratch *sc)
+{
+    if (pat->ntok < 2) {
+        return 1;
+    }
+    const rfn_tok *last = &m->toks[pat->tok_off + pat->ntok - 1];
+    const rfn_tok *lit = last - 1;
+    if (lit->op != RFN_OP_STR) {
+        return 1;
+    }
+    for (size_t i = 0; i < sc->nends; i++) {
+        size_t e = sc->ends[i];
+        if (last->op == RFN_OP_END_DIR && (e == n || cps[e] != '/')) {
+            continue;
+        }
+        if (e >= lit->len
+            && memcmp(cps + e - lit->len, m->pool + lit->off, lit->len * sizeof(uint32_t)) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int
 rfn_run_program(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, size_t n,
                 const rfn_scratch *sc)
 {
     size_t *in = sc->a, *out = sc->b, nin = 1;
+    if (!rfn_tail_possible(m, pat, cps, n, sc)) {
+        return 0;
+    }
     in[0] = 0;
     for (size_t k = 0; k < pat->ntok; k++) {
         const rfn_tok *t = &m->toks[pat->tok_off + k];
@@ -324,10 +357,27 @@ rfn_pat_matches(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, s
     }
 }
 
+static void
+rfn_find_ends(const uint32_t *cps, size_t n, rfn_scratch *sc)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cps[i] == '/') {
+            sc->ends[k++] = i;
+        }
+    }
+    if (n >= 1 && cps[n - 1] == '\n') {
+        sc->ends[k++] = n - 1;
+    }
+    sc->ends[k++] = n;
+    sc->nends = k;
+}
+
 /* The last pattern that matches decides. */
 static int
-rfn_matcher_eval(const rfn_matcher *m, const uint32_t *cps, size_t n, const rfn_scratch *sc)
+rfn_matcher_eval(const rfn_matcher *m, const uint32_t *cps, size_t n, rfn_scratch *sc)
 {
+    rfn_find_ends(cps, n, sc);
     for (size_t i = m->npats; i-- > 0;) {
         if (rfn_pat_matches(m, &m->pats[i], cps, n, sc)) {
             return m->pats[i].include;
@@ -339,14 +389,14 @@ rfn_matcher_eval(const rfn_matcher *m, const uint32_t *cps, size_t n, const rfn_
 static size_t
 rfn_scratch_bytes(size_t n)
 {
-    return (n + 1) * (2 * sizeof(size_t) + 1);
+    return (n + 1) * (3 * sizeof(size_t) + 1) + sizeof(size_t);
 }
 
 /* Largest n whose scratch (plus a code point copy) cannot overflow size_t. */
 static int
 rfn_scratch_fits(size_t n)
 {
-    return n < (SIZE_MAX / 2) / (2 * sizeof(size_t) + 1 + sizeof(uint32_t)) - 1;
+    return n < (SIZE_MAX / 2) / (3 * sizeof(size_t) + 1 + sizeof(uint32_t)) - 2;
 }
 
 /* mem: rfn_scratch_bytes(n), aligned for size_t. */
@@ -355,7 +405,8 @@ rfn_scratch_init(rfn_scratch *sc, void *mem, size_t n)
 {
     sc->a = mem;
     sc->b = sc->a + (n + 1);
-    sc->mark = (unsigned char *)(sc->b + (n + 1));
+    sc->ends = sc->b + (n + 1);
+    sc->mark = (unsigned char *)(sc->ends + (n + 2));
 }
 
 int

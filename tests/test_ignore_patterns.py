@@ -181,6 +181,11 @@ EDGE_CASES = [
     (["/a"], "a", True),
     (["/a"], "b/a", False),
     (["/"], "a", False),
+    (["//"], "a/b", False),              # a one-token program: empty segment, then "/"
+    (["//"], "/a", False),               # one leading "/" is dropped: "a"
+    (["//"], "//a", True),
+    (["a//"], "a//b", True),
+    (["a//"], "a/b", False),
     (["!/"], "a/b", False),
     (["a", "!/"], "a/b", False),
     (["a", "!/"], "a", True),
