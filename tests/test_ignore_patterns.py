@@ -137,6 +137,53 @@ def test_long_pattern_lists_match_pathspec(patterns, path_list):
     ours_vs_ref(patterns, path_list)
 
 
+@st.composite
+def pattern_and_near_paths(draw):
+    """A pattern and paths made by filling in its wildcards, so that a good
+    share of them match (random paths mostly do not)."""
+    pattern = draw(patterns_st)
+    fills = {"*": ["", "a", "b.c", "*", "\n", "a/b"], "?": ["a", "?", "/", "\n", "é"],
+             "[": ["a", "b", "]", "-", "^", "/", "\\"], "!": ["", "!"], "\\": ["", "\\"]}
+    out = []
+    for _ in range(draw(st.integers(1, 4))):
+        chars = []
+        skip_class = False
+        for ch in pattern:
+            if skip_class:
+                skip_class = ch != "]"
+                continue
+            if ch in fills:
+                chars.append(draw(st.sampled_from(fills[ch])))
+                skip_class = ch == "["
+            else:
+                chars.append(ch)
+        path = "".join(chars)
+        out.append(draw(st.sampled_from(["", "x/", "a/b/"])) + path
+                   + draw(st.sampled_from(["", "/y", "\n", "/"])))
+    return [pattern], out
+
+
+@FAST
+@given(pattern_and_near_paths())
+def test_near_paths_match_pathspec(case):
+    ours_vs_ref(*case)
+
+
+bracket_soup = st.one_of(
+    st.text("[]-az\\!/^ *", max_size=7),
+    st.builds(lambda pre, neg, body, post: pre + "[" + neg + body + "]" + post,
+              st.sampled_from(["", "a", "*", "a/"]), st.sampled_from(["", "!", "^"]),
+              st.text("az-]\\^![/", max_size=4), st.sampled_from(["", "z", "\\", "/b", "["])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(bracket_soup, min_size=1, max_size=3),
+       st.lists(st.text("[]-az\\!/^ ", max_size=6), max_size=4))
+def test_bracket_and_escape_soup_matches_pathspec(patterns, path_list):
+    ours_vs_ref(patterns, path_list)
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.text(max_size=12).filter(_few_stars), st.text(max_size=12))
 def test_any_text_matches_pathspec(pattern, path):
