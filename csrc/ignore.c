@@ -392,7 +392,8 @@ rfn_scratch_bytes(size_t n)
     return (n + 1) * (3 * sizeof(size_t) + 1) + sizeof(size_t);
 }
 
-/* Largest n whose scratch (plus a code point copy) cannot overflow size_t. */
+/* Whether the scratch for n code points (plus a code point copy) can be sized
+ * without overflowing size_t. */
 static int
 rfn_scratch_fits(size_t n)
 {
@@ -415,10 +416,12 @@ rfn_matcher_ignores(const rfn_matcher *m, const uint32_t *cps, size_t n)
     size_t stack_mem[RFN_MATCH_STACK_BYTES / sizeof(size_t)];
     void *mem = stack_mem;
     rfn_scratch sc;
-    if (rfn_scratch_bytes(n) > sizeof(stack_mem)) {
-        if (!rfn_scratch_fits(n) || (mem = PyMem_RawMalloc(rfn_scratch_bytes(n))) == NULL) {
-            return -1;
-        }
+    if (!rfn_scratch_fits(n)) {
+        return -1;
+    }
+    if (rfn_scratch_bytes(n) > sizeof(stack_mem)
+        && (mem = PyMem_RawMalloc(rfn_scratch_bytes(n))) == NULL) {
+        return -1;
     }
     rfn_scratch_init(&sc, mem, n);
     int r = rfn_matcher_eval(m, cps, n, &sc);
@@ -463,6 +466,9 @@ rfn_grow(void **buf, size_t *cap, size_t need, size_t item)
     }
     size_t ncap = *cap ? *cap : 16;
     while (ncap < need) {
+        if (ncap > SIZE_MAX / 2 / item) {
+            return -1;
+        }
         ncap *= 2;
     }
     void *nbuf = PyMem_Realloc(*buf, ncap * item);
@@ -1151,6 +1157,11 @@ rfn_compile_ignore_patterns(PyObject *module, PyObject *args, PyObject *kwargs)
     PyObject *patterns, *origins = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:compile_ignore_patterns", kwlist,
                                      &patterns, &origins)) {
+        return NULL;
+    }
+    if (PyUnicode_Check(patterns) || PyBytes_Check(patterns)) {
+        /* pathspec does not take a single string for its lines either */
+        PyErr_SetString(PyExc_TypeError, "patterns must be an iterable of str, not a string");
         return NULL;
     }
     rfn_state *st = rfn_get_state(module);

@@ -338,6 +338,9 @@ def test_spec_object():
     with pytest.raises(TypeError):
         native.compile_ignore_patterns([b"a"])
     with pytest.raises(TypeError):
+        native.compile_ignore_patterns("a/b")
+    assert native.compile_ignore_patterns(p for p in ("a", "b")).patterns == ("a", "b")
+    with pytest.raises(TypeError):
         native.compile_ignore_patterns(["a"], [1])
     with pytest.raises(ValueError):
         native.compile_ignore_patterns(["a"], [])
