@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -190,20 +191,21 @@ rfn_same_version(const struct stat *a, const struct stat *b)
 }
 
 /* Read exactly `size` bytes of fd into the sink, then make sure the file ended
- * there and was not modified meanwhile. */
+ * there and, for files read in several pieces, was not modified meanwhile.
+ * While the rest fits in the buffer we ask for one byte more than expected: a
+ * short read then proves EOF without another system call. */
 static int
 rfn_produce_content(rfn_sink *sink, int fd, const struct stat *before, size_t index,
                     rfn_failure *fail)
 {
     uint64_t remaining = (uint64_t)before->st_size;
+    int eof_seen = 0;
     while (remaining > 0) {
         if (sink->fill == sink->cap && sink->flush(sink) < 0) {
             return -1;
         }
-        size_t want = sink->cap - sink->fill;
-        if (want > remaining) {
-            want = (size_t)remaining;
-        }
+        size_t space = sink->cap - sink->fill;
+        size_t want = space > remaining ? (size_t)remaining + 1 : space;
         ssize_t got = read(fd, sink->buf + sink->fill, want);
         if (got < 0) {
             if (errno == EINTR) {
@@ -216,32 +218,102 @@ rfn_produce_content(rfn_sink *sink, int fd, const struct stat *before, size_t in
             rfn_fail_detail(fail, RFN_FAIL_CHANGED, index, "shrank while it was being hashed");
             return -1;
         }
+        if ((uint64_t)got > remaining) {
+            rfn_fail_detail(fail, RFN_FAIL_CHANGED, index, "grew while it was being hashed");
+            return -1;
+        }
         sink->fill += (size_t)got;
         sink->produced += (uint64_t)got;
         remaining -= (uint64_t)got;
+        eof_seen = remaining == 0 && (size_t)got < want;
     }
-    unsigned char extra;
-    ssize_t got;
-    do {
-        got = read(fd, &extra, 1);
-    } while (got < 0 && errno == EINTR);
-    if (got < 0) {
-        rfn_fail_os(fail, index, errno);
-        return -1;
+    if (!eof_seen) {
+        unsigned char extra;
+        ssize_t got;
+        do {
+            got = read(fd, &extra, 1);
+        } while (got < 0 && errno == EINTR);
+        if (got < 0) {
+            rfn_fail_os(fail, index, errno);
+            return -1;
+        }
+        if (got > 0) {
+            rfn_fail_detail(fail, RFN_FAIL_CHANGED, index, "grew while it was being hashed");
+            return -1;
+        }
     }
     struct stat after;
-    if (got > 0 || fstat(fd, &after) != 0 || !rfn_same_version(before, &after)) {
+    if (before->st_size > (off_t)RFN_CHUNK_SIZE
+        && (fstat(fd, &after) != 0 || !rfn_same_version(before, &after))) {
         rfn_fail_detail(fail, RFN_FAIL_CHANGED, index, "changed while it was being hashed");
         return -1;
     }
     return 0;
 }
 
+int
+rfn_open_long(const char *path, int flags)
+{
+    size_t len = strlen(path);
+    if (len < PATH_MAX) {
+        return open(path, flags);
+    }
+    /* Longer than the kernel takes in one call: walk there piece by piece,
+     * each piece a run of whole components shorter than PATH_MAX. Symlinks on
+     * the way are followed, as a single open() would. */
+    int dirfd = path[0] == '/' ? open("/", O_PATH | O_DIRECTORY | O_CLOEXEC) : AT_FDCWD;
+    if (dirfd == -1) {
+        return -1;
+    }
+    char piece[PATH_MAX];
+    size_t i = 0;
+    while (path[i] == '/') {
+        i++;
+    }
+    for (;;) {
+        size_t end = i, cut = 0;
+        while (end < len && end - i < PATH_MAX - 1) {
+            if (path[end] == '/') {
+                cut = end;
+            }
+            end++;
+        }
+        int last = end == len;
+        if (!last && cut <= i) {
+            errno = ENAMETOOLONG;  /* one component longer than PATH_MAX */
+            break;
+        }
+        size_t stop = last ? len : cut;
+        memcpy(piece, path + i, stop - i);
+        piece[stop - i] = '\0';
+        int fd = openat(dirfd, piece, last ? flags : (O_PATH | O_DIRECTORY | O_CLOEXEC));
+        int saved = errno;
+        if (dirfd != AT_FDCWD) {
+            close(dirfd);
+        }
+        errno = saved;
+        if (fd < 0 || last) {
+            return fd;
+        }
+        dirfd = fd;
+        i = stop;
+        while (path[i] == '/') {
+            i++;
+        }
+    }
+    if (dirfd != AT_FDCWD) {
+        int saved = errno;
+        close(dirfd);
+        errno = saved;
+    }
+    return -1;
+}
+
 static int
 rfn_open_source(const rfn_source *src, size_t index, struct stat *st, rfn_failure *fail)
 {
     /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-    int fd = open(src->open_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int fd = rfn_open_long(src->open_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         rfn_fail_os(fail, index, errno);
         return -1;

@@ -111,6 +111,10 @@ int rfn_fingerprint_stream(rfn_state *st, rfn_source_feed *feed, uint64_t total_
                            PyThreadState **tstate, unsigned char digest[RFN_SHA256_LEN],
                            rfn_failure *fail);
 
+/* open(2) that also reaches paths longer than PATH_MAX (flash's os calls fail
+ * there with ENAMETOOLONG; we do not). */
+int rfn_open_long(const char *path, int flags);
+
 /* Set the Python exception describing fail for the file path (a str). */
 void rfn_raise_failure(rfn_state *st, const rfn_failure *fail, PyObject *path);
 
@@ -128,6 +132,10 @@ int rfn_poll_signals(PyThreadState **tstate);
 /* Python orders str by code point; UTF-8 (with surrogates passed through)
  * preserves that order under memcmp. */
 int rfn_compare_keys(const char *a, size_t alen, const char *b, size_t blen);
+
+/* Raise the UnicodeEncodeError flash's rel.encode("utf-8") raises for a
+ * relative path given as surrogatepass UTF-8. */
+void rfn_raise_rel_encode_error(const char *rel, size_t rel_len);
 
 /* ---- ignore.c: compiled gitwildmatch patterns ---------------------------- */
 

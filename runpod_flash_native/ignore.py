@@ -16,7 +16,9 @@ N" or "built-in pattern").
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
+from typing import Any
 
 from . import _fingerprint
 from ._fingerprint import IgnoreSpec, InvalidPatternError, PatternRegexError
@@ -26,6 +28,7 @@ __all__ = [
     "IgnoreSpec",
     "InvalidPatternError",
     "PatternRegexError",
+    "get_file_tree",
     "load_ignore_patterns",
     "parse_ignore_file",
     "should_ignore",
@@ -138,10 +141,47 @@ def should_ignore(file_path: Path, spec: IgnoreSpec, base_dir: Path) -> bool:
         return False
 
 
-# ---------------------------------------------------------------------------
-# get_file_tree(directory, spec, base_dir=None) -> list[Path]
-#
-# PLACEHOLDER: flash's recursive walk is implemented natively (csrc/walk.c,
-# on top of rfn_ignorespec_matcher / rfn_matcher_ignores) and its Python
-# wrapper goes here. Intentionally not defined in this module yet.
-# ---------------------------------------------------------------------------
+def _as_native_spec(spec: Any) -> IgnoreSpec:
+    """Accept flash's own pathspec.PathSpec too (drop-in): recompile its patterns."""
+    if isinstance(spec, IgnoreSpec):
+        return spec
+    patterns = getattr(spec, "patterns", None)
+    if patterns is None:
+        raise TypeError(f"spec must be an IgnoreSpec or a pathspec.PathSpec, not {type(spec).__name__}")
+    lines = []
+    for pattern in patterns:
+        text = getattr(pattern, "pattern", None)
+        if not isinstance(text, str):
+            raise TypeError(f"cannot convert pattern {pattern!r}: only gitwildmatch string patterns are supported")
+        lines.append(text)
+    return _fingerprint.compile_ignore_patterns(lines, None)
+
+
+def _log_walk_warnings(warnings: list[tuple[str, int]]) -> None:
+    for directory, err in warnings:
+        error = PermissionError(err, os.strerror(err), directory)
+        log.warning(f"Permission denied: {directory} - {error}")
+
+
+def get_file_tree(
+    directory: str | os.PathLike[str], spec: Any, base_dir: str | os.PathLike[str] | None = None
+) -> list[Path]:
+    """Every file under ``directory`` that ``spec`` does not ignore, as flash lists them.
+
+    Same list, in the same order, as flash's ``get_file_tree``: depth first,
+    each directory in listing order, symlinks followed, broken links and
+    special files skipped, unreadable directories skipped with a warning.
+    Walked in C without recursion; a directory symlink that leads back to an
+    ancestor raises :class:`SymlinkLoopError` instead of being followed.
+    """
+    directory = Path(directory)
+    base = directory if base_dir is None else Path(base_dir)
+    try:
+        prefix: str | None = directory.relative_to(base).as_posix()
+        if prefix == ".":
+            prefix = ""
+    except ValueError:
+        prefix = None  # flash's should_ignore answers False for every path
+    files, warnings = _fingerprint.walk_files(str(directory), _as_native_spec(spec), prefix)
+    _log_walk_warnings(warnings)
+    return [Path(f) for f in files]
