@@ -28,7 +28,7 @@
 #define RFN_RING_SLOTS 8                     /* 2 MiB in flight, whatever the file size */
 #define RFN_THREAD_THRESHOLD (1u << 20)      /* smaller streams: a thread costs more than it saves */
 #define RFN_SIGNAL_POLL_BYTES (32u << 20)    /* run Python signal handlers at least this often */
-#define RFN_WAIT_POLL_NS (50 * 1000 * 1000)  /* and while waiting on the reader */
+#define RFN_WAIT_POLL_NS (50 * 1000 * 1000)  /* and at least every 50 ms of hashing or waiting */
 
 /* ---- errors --------------------------------------------------------------- */
 
@@ -395,10 +395,12 @@ rfn_ring_cancel(rfn_ring *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* The ring's condition variable runs on CLOCK_MONOTONIC: a wall-clock jump
+ * must not stretch the wait between two signal polls. */
 static void
 rfn_deadline_in(struct timespec *ts, long ns)
 {
-    clock_gettime(CLOCK_REALTIME, ts);
+    clock_gettime(CLOCK_MONOTONIC, ts);
     ts->tv_nsec += ns;
     if (ts->tv_nsec >= 1000000000L) {
         ts->tv_sec += 1;
@@ -406,12 +408,26 @@ rfn_deadline_in(struct timespec *ts, long ns)
     }
 }
 
+static int64_t
+rfn_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Consumer side, on the calling thread: hash slots in order until the
- * producer is done. Returns 0 or -1 with *fail set. */
+ * producer is done. Returns 0 or -1 with *fail set.
+ *
+ * Signal handlers run after every 32 MiB hashed and whenever 50 ms passed
+ * since they last ran: a reader publishing a slot every few milliseconds
+ * (many small files, a slow file system) never lets the wait time out, and
+ * 32 MiB of small-file frames can take seconds to produce. */
 static int
 rfn_ring_consume(rfn_ring *r, EVP_MD_CTX *ctx, PyThreadState **tstate, rfn_failure *fail)
 {
     uint64_t since_poll = 0;
+    int64_t last_poll = rfn_now_ns();
     pthread_mutex_lock(&r->lock);
     for (;;) {
         while (r->tail == r->head && !r->producer_done) {
@@ -420,6 +436,8 @@ rfn_ring_consume(rfn_ring *r, EVP_MD_CTX *ctx, PyThreadState **tstate, rfn_failu
             if (pthread_cond_timedwait(&r->changed, &r->lock, &deadline) == ETIMEDOUT) {
                 pthread_mutex_unlock(&r->lock);
                 int rc = rfn_poll_signals(tstate);
+                since_poll = 0;
+                last_poll = rfn_now_ns();
                 pthread_mutex_lock(&r->lock);
                 if (rc < 0) {
                     fail->kind = RFN_FAIL_INTERRUPTED;
@@ -439,9 +457,11 @@ rfn_ring_consume(rfn_ring *r, EVP_MD_CTX *ctx, PyThreadState **tstate, rfn_failu
             return -1;
         }
         since_poll += r->slot_len[k];
-        if (since_poll >= RFN_SIGNAL_POLL_BYTES) {
+        if (since_poll >= RFN_SIGNAL_POLL_BYTES || rfn_now_ns() - last_poll >= RFN_WAIT_POLL_NS) {
             since_poll = 0;
-            if (rfn_poll_signals(tstate) < 0) {
+            int rc = rfn_poll_signals(tstate);
+            last_poll = rfn_now_ns();
+            if (rc < 0) {
                 fail->kind = RFN_FAIL_INTERRUPTED;
                 return -1;
             }
@@ -482,7 +502,17 @@ rfn_hash_threaded(rfn_source_feed *feed, size_t start, EVP_MD_CTX *ctx, PyThread
         goto exit;
     }
     have_lock = 1;
-    if (pthread_cond_init(&r->changed, NULL) != 0) {
+    pthread_condattr_t cond_attr;
+    if (pthread_condattr_init(&cond_attr) != 0) {
+        fail->kind = RFN_FAIL_NOMEM;
+        goto exit;
+    }
+    int cond_rc = pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC);
+    if (cond_rc == 0) {
+        cond_rc = pthread_cond_init(&r->changed, &cond_attr);
+    }
+    pthread_condattr_destroy(&cond_attr);
+    if (cond_rc != 0) {
         fail->kind = RFN_FAIL_NOMEM;
         goto exit;
     }

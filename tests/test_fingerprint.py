@@ -832,6 +832,47 @@ def test_signal_handler_exception_propagates(tmp_path, big_dir):
         signal.signal(signal.SIGALRM, old)
 
 
+def test_signal_handlers_run_promptly_on_a_slow_stream_of_small_files(tmp_path):
+    """Handlers must run every ~50 ms even when the reader thread publishes a slot
+    every few ms (many small files), not only once per 32 MiB hashed."""
+    f = tmp_path / "f.py"
+    f.write_bytes(b"x" * 60)  # ~80-byte frames: one 256 KiB slot per ~3,000 opens
+    files = [f] * 1_000_000
+    sent, handled = [], []
+
+    class Enough(Exception):
+        pass
+
+    def handler(signum, frame):
+        handled.append(time.monotonic())
+        if handled[-1] - handled[0] > 1.5 and not stop.is_set():
+            stop.set()
+            raise Enough
+
+    stop = threading.Event()
+
+    def sender():
+        while not stop.wait(0.05):
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    old = signal.signal(signal.SIGUSR1, handler)
+    t = threading.Thread(target=sender)
+    try:
+        compute_source_fingerprint(tmp_path, files[:10])  # warm up
+        t.start()
+        with pytest.raises(Enough):
+            compute_source_fingerprint(tmp_path, files)
+    finally:
+        stop.set()
+        t.join()
+        signal.signal(signal.SIGUSR1, old)
+    # The signal sent at s waits for the first handler run after s.
+    latencies = [min(h for h in handled if h >= s) - s for s in sent if s <= handled[-1]]
+    assert len(latencies) >= 10
+    assert max(latencies) < 0.5, sorted(latencies)[-5:]
+
+
 # ---- threads ----------------------------------------------------------------------------------
 
 
