@@ -410,6 +410,28 @@ def test_symlinks_are_followed_like_flash(tmp_path):
     assert assert_same(tmp_path, files)[0] == "ok"
 
 
+def test_kernel_pseudo_files_are_read_to_the_end_like_flash(tmp_path):
+    """procfs/sysfs files report st_size 0 or 4096, not their length: flash reads
+    them to EOF, and nothing about them changes while they are read."""
+    targets = {
+        "cmdline": "/proc/self/cmdline",      # size 0, NUL-separated content
+        "version": "/proc/version",           # size 0
+        "ostype": "/proc/sys/kernel/ostype",  # size 0
+        "online": "/sys/devices/system/cpu/online",  # size 4096, a few bytes
+    }
+    for name, target in targets.items():
+        assert os.path.exists(target), target
+        (tmp_path / name).symlink_to(target)
+    files = write_tree(tmp_path, {"a.py": b"a", "big.bin": pseudo_random_bytes(3, 2 * MiB)})
+    files += [tmp_path / name for name in targets]
+    got = assert_same(tmp_path, files)
+    assert got[0] == "ok"
+    # A pseudo file late in a threaded stream, and alone.
+    for name in targets:
+        assert assert_same(tmp_path, [files[1], tmp_path / name]) == assert_same(tmp_path, [tmp_path / name, files[1]])
+        assert assert_same(tmp_path, [tmp_path / name])[0] == "ok"
+
+
 def test_file_over_4gib(big_dir):
     """64-bit length framing: a sparse file just over 4 GiB (flash would need 4 GiB of RAM)."""
     size = 4 * GiB + 3 * KiB + 5
