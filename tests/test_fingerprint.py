@@ -477,6 +477,12 @@ def make_bad(root: Path, kind: str, name: str) -> Path:
         return p / "child.py"
     if kind == "nul":
         return root / (name + "\0x")
+    if kind == "symlink-loop":
+        p.symlink_to(p.name)
+        return p
+    if kind == "dangling":
+        p.symlink_to("nowhere")
+        return p
     raise AssertionError(kind)
 
 
@@ -486,6 +492,8 @@ EXPECTED_TYPE = {
     "undecodable": UnicodeEncodeError,
     "notadir": NotADirectoryError,
     "nul": ValueError,
+    "symlink-loop": OSError,  # ELOOP
+    "dangling": FileNotFoundError,
 }
 
 
@@ -510,6 +518,23 @@ def test_first_bad_file_in_sorted_order_decides(tmp_path, first, second):
     good = write_tree(tmp_path, {"a.py": b"a", "d.py": b"d"})
     got = assert_same(tmp_path, [good[1], c, b, good[0]])
     assert got[:2] == ("err", EXPECTED_TYPE[first])
+
+
+@pytest.mark.parametrize(
+    "missing_name, expected",
+    [
+        ("x\ud7ff", FileNotFoundError),           # U+D7FF < U+DCFF
+        ("x\ue000", UnicodeEncodeError),          # U+E000 > U+DCFF
+        ("x\uffff", UnicodeEncodeError),
+        ("x\U00010000", UnicodeEncodeError),      # code point order; UTF-16 order would differ
+        ("x", FileNotFoundError),                 # a prefix sorts first
+    ],
+)
+def test_error_order_around_surrogates(tmp_path, missing_name, expected):
+    """Undecodable names hold surrogates (U+DC80..U+DCFF): they sort by code point."""
+    undecodable = make_bad(tmp_path, "undecodable", "x")  # 'x\udcff'
+    got = assert_same(tmp_path, [undecodable, tmp_path / missing_name])
+    assert got[:2] == ("err", expected)
 
 
 def test_errors_after_the_switch_to_the_reader_thread(tmp_path):
