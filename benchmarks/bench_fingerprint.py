@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import random
+import shlex
 import statistics
 import subprocess
 import sys
@@ -173,7 +174,7 @@ def main() -> None:
     lines = [
         "# compute_source_fingerprint benchmark",
         "",
-        f"Command: `python benchmarks/bench_fingerprint.py --runs {args.runs}`",
+        f"Command: `{shlex.join(['python', 'benchmarks/bench_fingerprint.py', *sys.argv[1:]])}`",
         "",
         f"Machine: {machine()}",
         "",

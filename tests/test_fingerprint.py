@@ -20,7 +20,6 @@ import random
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
