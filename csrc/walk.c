@@ -673,7 +673,7 @@ rfn_walk_run(rfn_walk *w)
         if (rfn_walk_list(w, n, &nkids) < 0) {
             return;
         }
-        if (w->sorted) {
+        if (w->sorted && nkids > 1) {  /* kids may still be NULL */
             qsort_r(w->kids, nkids, sizeof(uint32_t), rfn_compare_siblings, w);
         }
         for (size_t i = nkids; i-- > 0;) {
@@ -744,7 +744,9 @@ rfn_walk_new(const char *root, size_t root_len, const uint32_t *prefix, size_t p
     }
     memcpy(path, root, root_len);
     path[root_len] = '\0';
-    memcpy(cps, prefix, prefix_len * sizeof(uint32_t));
+    if (prefix_len > 0) {  /* prefix is NULL when root is outside the base */
+        memcpy(cps, prefix, prefix_len * sizeof(uint32_t));
+    }
     rfn_node *r = &w->nodes[root_node];
     r->is_dir = 1;
     r->path = path;
