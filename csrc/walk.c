@@ -744,7 +744,11 @@ rfn_walk_new(const char *root, size_t root_len, const uint32_t *prefix, size_t p
     }
     memcpy(path, root, root_len);
     path[root_len] = '\0';
-    memcpy(cps, prefix, prefix_len * sizeof(uint32_t));
+    if (prefix_len > 0) {
+        /* prefix is NULL when root is not under the base: memcpy(_, NULL, 0)
+         * is undefined behaviour (UBSan: nonnull-attribute). */
+        memcpy(cps, prefix, prefix_len * sizeof(uint32_t));
+    }
     rfn_node *r = &w->nodes[root_node];
     r->is_dir = 1;
     r->path = path;
