@@ -673,7 +673,9 @@ rfn_walk_run(rfn_walk *w)
         if (rfn_walk_list(w, n, &nkids) < 0) {
             return;
         }
-        if (w->sorted) {
+        if (w->sorted && nkids > 1) {
+            /* kids is still NULL while no directory had an entry: qsort_r's
+             * pointer must not be NULL, even for 0 items (UBSan). */
             qsort_r(w->kids, nkids, sizeof(uint32_t), rfn_compare_siblings, w);
         }
         for (size_t i = nkids; i-- > 0;) {
