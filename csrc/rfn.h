@@ -149,6 +149,21 @@ typedef struct rfn_matcher rfn_matcher;
  * only if that fails the result is -1 (treat as out of memory). */
 int rfn_matcher_ignores(const rfn_matcher *m, const uint32_t *cps, size_t n);
 
+/* Matching during a walk, one directory level at a time (see ignore.c): a
+ * directory carries rfn_matcher_bits_len() bytes of bits its entries inherit.
+ * rfn_matcher_walk_entry() decides the entry at cps[0..n) (its whole path
+ * relative to the base, its name last, no "/" in the name) under a directory
+ * with parent_bits (NULL for an entry directly in the base), returning 1
+ * (ignored), 0 (kept) or -1 (out of memory); with child_bits non-NULL it also
+ * fills the bits the entry passes on if it is a directory. Safe without the
+ * GIL. rfn_matcher_prefix_bits() fills the bits of a walk root whose path
+ * relative to the base is cps[0..n) (n > 0). */
+size_t rfn_matcher_bits_len(const rfn_matcher *m);
+int rfn_matcher_walk_entry(const rfn_matcher *m, const uint32_t *cps, size_t n,
+                           const unsigned char *parent_bits, unsigned char *child_bits);
+int rfn_matcher_prefix_bits(const rfn_matcher *m, const uint32_t *cps, size_t n,
+                            unsigned char *bits);
+
 /* The matcher inside an IgnoreSpec object, or NULL (TypeError set). */
 const rfn_matcher *rfn_ignorespec_matcher(PyObject *spec);
 
