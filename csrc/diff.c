@@ -58,10 +58,18 @@ enum {
 _Static_assert(RFN_D_COUNT <= RFN_DIFF_NOBJ, "raise RFN_DIFF_NOBJ in rfn.h");
 
 /* flash 1.21.0: ServerlessResource.RUNTIME_FIELDS | {"id", "endpoint_id"} */
-static const char *const rfn_runtime_field_names[] = {
-    "template", "templateId", "aiKey", "userId", "createdAt", "activeBuildid",
-    "computeType", "hubRelease", "repo", "flashBootType", "id", "endpoint_id",
+#define RFN_FIELD(s) {s, (Py_ssize_t)sizeof(s) - 1}
+static const struct {
+    const char *name;
+    Py_ssize_t len;
+} rfn_runtime_fields[] = {
+    RFN_FIELD("template"), RFN_FIELD("templateId"), RFN_FIELD("aiKey"), RFN_FIELD("userId"),
+    RFN_FIELD("createdAt"), RFN_FIELD("activeBuildid"), RFN_FIELD("computeType"),
+    RFN_FIELD("hubRelease"), RFN_FIELD("repo"), RFN_FIELD("flashBootType"), RFN_FIELD("id"),
+    RFN_FIELD("endpoint_id"),
 };
+#undef RFN_FIELD
+#define RFN_N_RUNTIME_FIELDS (sizeof(rfn_runtime_fields) / sizeof(rfn_runtime_fields[0]))
 
 static const struct {
     int index;
@@ -276,19 +284,75 @@ rfn_float_json_eq(PyObject *a, PyObject *b)
 
 /* ---- the walk ----------------------------------------------------------- */
 
+/* One step from the config down to the current value. Keys are borrowed:
+ * nothing runs Python code during a walk, so the dicts holding them cannot
+ * change under it. */
+typedef struct {
+    PyObject *key;          /* a dict key, or NULL for a list index */
+    Py_ssize_t index;
+} rfn_step;
+
 typedef struct {
     rfn_state *st;
-    int differs;        /* some difference was seen */
-    int unsure;         /* non-plain input met: the slow path must decide */
-    PyObject *changes;  /* explaining: list of (kind, path, old, new); else NULL */
-    PyObject *path;     /* explaining: keys and indexes down to the current value */
+    int differs;            /* some difference was seen */
+    int unsure;             /* non-plain input met: the slow path must decide */
+    PyObject *changes;      /* explaining: list of (path, kind, old, new); else NULL */
+    rfn_step *path;         /* explaining: the steps to the current value */
+    Py_ssize_t depth;
+    Py_ssize_t cap;
 } rfn_walk;
 
 static int rfn_walk_value(rfn_walk *w, PyObject *a, PyObject *b);
 static int rfn_check(rfn_walk *w, PyObject *o);
-static PyObject *rfn_lookup_own_key(PyObject *d, PyObject *key);
 
-/* Record a difference; old is the deployed side, new_ the local one. */
+static int
+rfn_path_push(rfn_walk *w, PyObject *key, Py_ssize_t index)
+{
+    if (w->changes == NULL) {
+        return 0;
+    }
+    if (w->depth == w->cap) {
+        Py_ssize_t cap = w->cap ? 2 * w->cap : 16;
+        rfn_step *grown = PyMem_Realloc(w->path, (size_t)cap * sizeof(rfn_step));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        w->path = grown;
+        w->cap = cap;
+    }
+    w->path[w->depth].key = key;
+    w->path[w->depth].index = index;
+    w->depth++;
+    return 0;
+}
+
+static void
+rfn_path_pop(rfn_walk *w)
+{
+    if (w->changes != NULL) {
+        w->depth--;
+    }
+}
+
+static PyObject *
+rfn_path_tuple(const rfn_walk *w)
+{
+    PyObject *path = PyTuple_New(w->depth);
+    for (Py_ssize_t i = 0; path != NULL && i < w->depth; i++) {
+        const rfn_step *s = &w->path[i];
+        PyObject *part = s->key ? Py_NewRef(s->key) : PyLong_FromSsize_t(s->index);
+        if (part == NULL) {
+            Py_CLEAR(path);
+            break;
+        }
+        PyTuple_SET_ITEM(path, i, part);
+    }
+    return path;
+}
+
+/* Record a difference at the current path; old is the deployed side, new_
+ * the local one (NULL: that side has nothing there). */
 static int
 rfn_note(rfn_walk *w, int kind, PyObject *old, PyObject *new_)
 {
@@ -297,11 +361,10 @@ rfn_note(rfn_walk *w, int kind, PyObject *old, PyObject *new_)
         return 0;
     }
     int rc = -1;
-    PyObject *path = PyList_AsTuple(w->path);
+    PyObject *path = rfn_path_tuple(w);
     PyObject *item = NULL;
     if (path != NULL) {
-        item = PyTuple_Pack(4, RFN_OBJ(w->st, kind), path, old ? old : Py_None,
-                            new_ ? new_ : Py_None);
+        item = PyTuple_Pack(4, path, RFN_OBJ(w->st, kind), old ? old : Py_None, new_ ? new_ : Py_None);
     }
     if (item != NULL) {
         rc = PyList_Append(w->changes, item);
@@ -311,44 +374,53 @@ rfn_note(rfn_walk *w, int kind, PyObject *old, PyObject *new_)
     return rc;
 }
 
+/* Is this exact str key one of RUNTIME_RESOURCE_FIELDS (popped by flash)? */
 static int
-rfn_path_push(rfn_walk *w, PyObject *component)
+rfn_is_runtime_field(PyObject *key)
 {
-    return w->changes == NULL ? 0 : PyList_Append(w->path, component);
-}
-
-static void
-rfn_path_pop(rfn_walk *w)
-{
-    if (w->changes != NULL) {
-        Py_ssize_t n = PyList_GET_SIZE(w->path);
-        (void)PyList_SetSlice(w->path, n - 1, n, NULL);  /* shrinking cannot fail */
-    }
-}
-
-static int
-rfn_is_skipped(PyObject *skip, PyObject *key)
-{
-    if (skip == NULL || !PyUnicode_CheckExact(key)) {
+    if (!PyUnicode_IS_ASCII(key)) {
         return 0;
     }
-    return PySet_Contains(skip, key);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+    const char *s = (const char *)PyUnicode_1BYTE_DATA(key);
+    for (size_t i = 0; i < RFN_N_RUNTIME_FIELDS; i++) {
+        if (rfn_runtime_fields[i].len == n && memcmp(rfn_runtime_fields[i].name, s, (size_t)n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+rfn_is_popped(PyObject *key, int top)
+{
+    return top && PyUnicode_CheckExact(key) && rfn_is_runtime_field(key);
 }
 
 /* How a dict's keys can be compared. */
 enum { RFN_KEYS_STR, RFN_KEYS_SORT, RFN_KEYS_OTHER };
 
+/* Classify d's keys (RFN_KEYS_*; OTHER also sets w->unsure). At the top
+ * level, also count the keys flash pops into *popped and check their values
+ * are plain: flash deep-copies them before popping. -1 on error. */
 static int
-rfn_key_class(PyObject *d)
+rfn_scan_keys(rfn_walk *w, PyObject *d, int top, Py_ssize_t *popped)
 {
     int cls = RFN_KEYS_STR;
     Py_ssize_t pos = 0;
     PyObject *k, *v;
+    *popped = 0;
     while (PyDict_Next(d, &pos, &k, &v)) {
         switch (rfn_kind_of(k)) {
         case RFN_K_STR:
             if (rfn_has_surrogate(k)) {
                 cls = RFN_KEYS_SORT;
+            }
+            else if (top && rfn_is_runtime_field(k)) {
+                (*popped)++;
+                if (rfn_check(w, v) < 0) {
+                    return -1;
+                }
             }
             break;
         case RFN_K_INT:
@@ -359,6 +431,10 @@ rfn_key_class(PyObject *d)
             cls = RFN_KEYS_SORT;
             break;
         default:
+            w->unsure = 1;
+            return RFN_KEYS_OTHER;
+        }
+        if (w->unsure) {
             return RFN_KEYS_OTHER;
         }
     }
@@ -396,10 +472,11 @@ rfn_key_text(rfn_state *st, PyObject *key)
     }
 }
 
-/* The keys of d minus skip, sorted as json sorts them. A TypeError from the
- * sort (mixed key types) comes back as NULL like any other error. */
+/* The keys of d (minus the popped ones at the top level), sorted as json
+ * sorts them. A TypeError from the sort (mixed key types) comes back as
+ * NULL like any other error. */
 static PyObject *
-rfn_sorted_keys(PyObject *d, PyObject *skip)
+rfn_sorted_keys(PyObject *d, int top)
 {
     PyObject *keys = PyList_New(0);
     if (keys == NULL) {
@@ -408,8 +485,7 @@ rfn_sorted_keys(PyObject *d, PyObject *skip)
     Py_ssize_t pos = 0;
     PyObject *k, *v;
     while (PyDict_Next(d, &pos, &k, &v)) {
-        int s = rfn_is_skipped(skip, k);
-        if (s < 0 || (!s && PyList_Append(keys, k) < 0)) {
+        if (!rfn_is_popped(k, top) && PyList_Append(keys, k) < 0) {
             Py_DECREF(keys);
             return NULL;
         }
@@ -431,19 +507,39 @@ rfn_walk_one_sided(rfn_walk *w, PyObject *a, PyObject *b)
     return rfn_check(w, a != NULL ? a : b);
 }
 
-/* Both dicts have only str keys without surrogates: equal texts iff equal
- * key sets and equal values. Not explaining: hash lookups, no sorting. */
+/* d[key] for a key taken from d; NULL with an exception if it vanished. */
+static PyObject *
+rfn_lookup_own_key(PyObject *d, PyObject *key)
+{
+    PyObject *v = PyDict_GetItemWithError(d, key);
+    if (v == NULL && !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_RuntimeError, "dictionary changed during comparison");
+    }
+    return v;
+}
+
 static int
-rfn_walk_dict_hashed(rfn_walk *w, PyObject *a, PyObject *b, PyObject *skip)
+rfn_walk_entry(rfn_walk *w, PyObject *key, PyObject *a, PyObject *b)
+{
+    if (rfn_path_push(w, key, 0) < 0) {
+        return -1;
+    }
+    int rc = rfn_walk_value(w, a, b);
+    rfn_path_pop(w);
+    return rc;
+}
+
+/* Both dicts have only str keys without surrogates: the texts are equal iff
+ * the key sets and the values are, so no sorting is needed (changes are
+ * sorted by path at the end). Every key is exact str: lookups run no Python
+ * code. popped_b: how many of b's keys flash pops. */
+static int
+rfn_walk_dict_hashed(rfn_walk *w, PyObject *a, PyObject *b, int top, Py_ssize_t popped_b)
 {
     Py_ssize_t pos = 0, matched = 0;
     PyObject *k, *va, *vb;
     while (PyDict_Next(a, &pos, &k, &va)) {
-        int s = rfn_is_skipped(skip, k);
-        if (s != 0) {
-            if (s < 0) {
-                return -1;
-            }
+        if (top && rfn_is_runtime_field(k)) {
             continue;
         }
         vb = PyDict_GetItemWithError(b, k);
@@ -451,24 +547,23 @@ rfn_walk_dict_hashed(rfn_walk *w, PyObject *a, PyObject *b, PyObject *skip)
             return -1;
         }
         matched += vb != NULL;
-        if (rfn_walk_value(w, va, vb) < 0) {
+        if (rfn_walk_entry(w, k, va, vb) < 0) {
             return -1;
         }
         if (w->unsure) {
             return 0;
         }
     }
-    if (skip == NULL && matched == PyDict_GET_SIZE(b)) {
+    if (matched + popped_b == PyDict_GET_SIZE(b)) {
         return 0;
     }
     pos = 0;
     while (PyDict_Next(b, &pos, &k, &vb)) {
-        int s = rfn_is_skipped(skip, k);
-        int in_a = s == 0 ? PyDict_Contains(a, k) : 1;
-        if (s < 0 || in_a < 0) {
-            return -1;
+        if (top && rfn_is_runtime_field(k)) {
+            continue;
         }
-        if (!in_a && rfn_walk_one_sided(w, NULL, vb) < 0) {
+        int in_a = PyDict_Contains(a, k);
+        if (in_a < 0 || (!in_a && rfn_walk_entry(w, k, NULL, vb) < 0)) {
             return -1;
         }
         if (w->unsure) {
@@ -476,55 +571,6 @@ rfn_walk_dict_hashed(rfn_walk *w, PyObject *a, PyObject *b, PyObject *skip)
         }
     }
     return 0;
-}
-
-/* Same key class as above, explaining: walk the sorted union of the keys so
- * changes come out in json's order with their paths. */
-static int
-rfn_walk_dict_merged(rfn_walk *w, PyObject *a, PyObject *b, PyObject *skip)
-{
-    int rc = -1;
-    PyObject *ka = rfn_sorted_keys(a, skip);
-    PyObject *kb = ka ? rfn_sorted_keys(b, skip) : NULL;
-    if (kb == NULL) {
-        goto exit;
-    }
-    Py_ssize_t i = 0, j = 0, na = PyList_GET_SIZE(ka), nb = PyList_GET_SIZE(kb);
-    while ((i < na || j < nb) && !w->unsure) {
-        PyObject *key;
-        int cmp;
-        if (i == na || j == nb) {
-            cmp = i == na ? 1 : -1;
-        }
-        else {
-            cmp = PyUnicode_Compare(PyList_GET_ITEM(ka, i), PyList_GET_ITEM(kb, j));
-            if (cmp == -1 && PyErr_Occurred()) {
-                goto exit;
-            }
-        }
-        key = cmp <= 0 ? PyList_GET_ITEM(ka, i) : PyList_GET_ITEM(kb, j);
-        PyObject *va = NULL, *vb = NULL;
-        if ((cmp <= 0 && (va = rfn_lookup_own_key(a, key)) == NULL)
-            || (cmp >= 0 && (vb = rfn_lookup_own_key(b, key)) == NULL)) {
-            goto exit;
-        }
-        i += cmp <= 0;
-        j += cmp >= 0;
-        if (rfn_path_push(w, key) < 0) {
-            goto exit;
-        }
-        int r = rfn_walk_value(w, va, vb);
-        rfn_path_pop(w);
-        if (r < 0) {
-            goto exit;
-        }
-    }
-    rc = 0;
-
-exit:
-    Py_XDECREF(ka);
-    Py_XDECREF(kb);
-    return rc;
 }
 
 /* Texts of the keys at one position of two sorted key lists (either may be
@@ -548,28 +594,17 @@ rfn_keys_match(rfn_state *st, PyObject *key_a, PyObject *key_b, int *same)
     return 0;
 }
 
-/* d[key] for a key taken from d; NULL with an exception if it vanished. */
-static PyObject *
-rfn_lookup_own_key(PyObject *d, PyObject *key)
-{
-    PyObject *v = PyDict_GetItemWithError(d, key);
-    if (v == NULL && !PyErr_Occurred()) {
-        PyErr_SetString(PyExc_RuntimeError, "dictionary changed during comparison");
-    }
-    return v;
-}
-
 /* Keys that need json's sort (non-str keys, or str keys with surrogates):
  * sort both key lists like json, compare the key texts in order and the
  * values pairwise. Explaining reports the whole dict as one change. */
 static int
-rfn_walk_dict_sorted(rfn_walk *w, PyObject *a, PyObject *b, PyObject *skip)
+rfn_walk_dict_sorted(rfn_walk *w, PyObject *a, PyObject *b, int top)
 {
     int rc = -1;
     PyObject *saved_changes = w->changes;
     int saved_differs = w->differs;
-    PyObject *ka = rfn_sorted_keys(a, skip);
-    PyObject *kb = ka ? rfn_sorted_keys(b, skip) : NULL;
+    PyObject *ka = rfn_sorted_keys(a, top);
+    PyObject *kb = ka ? rfn_sorted_keys(b, top) : NULL;
     if (kb == NULL) {
         goto exit;
     }
@@ -605,27 +640,29 @@ exit:
     return rc;
 }
 
-/* Two exact dicts; skip (top level only) holds keys flash pops first. */
+/* Two exact dicts; at the top level (top) flash's runtime fields are left
+ * out, as flash pops them before serialising. */
 static int
-rfn_walk_dict(rfn_walk *w, PyObject *a, PyObject *b, PyObject *skip)
+rfn_walk_dict(rfn_walk *w, PyObject *a, PyObject *b, int top)
 {
-    int ca = rfn_key_class(a), cb = rfn_key_class(b);
-    if (ca == RFN_KEYS_OTHER || cb == RFN_KEYS_OTHER) {
-        w->unsure = 1;
-        return 0;
+    Py_ssize_t popped_a, popped_b;
+    int ca = rfn_scan_keys(w, a, top, &popped_a);
+    if (ca < 0 || ca == RFN_KEYS_OTHER) {
+        return ca < 0 ? -1 : 0;
+    }
+    int cb = rfn_scan_keys(w, b, top, &popped_b);
+    if (cb < 0 || cb == RFN_KEYS_OTHER) {
+        return cb < 0 ? -1 : 0;
     }
     if (Py_EnterRecursiveCall(" while comparing configs")) {
         return -1;
     }
     int rc;
     if (ca == RFN_KEYS_SORT || cb == RFN_KEYS_SORT) {
-        rc = rfn_walk_dict_sorted(w, a, b, skip);
-    }
-    else if (w->changes != NULL) {
-        rc = rfn_walk_dict_merged(w, a, b, skip);
+        rc = rfn_walk_dict_sorted(w, a, b, top);
     }
     else {
-        rc = rfn_walk_dict_hashed(w, a, b, skip);
+        rc = rfn_walk_dict_hashed(w, a, b, top, popped_b);
     }
     Py_LeaveRecursiveCall();
     return rc;
@@ -650,19 +687,10 @@ rfn_walk_array(rfn_walk *w, PyObject *a, PyObject *b)
     int rc = 0;
     Py_ssize_t n = na > nb ? na : nb;
     for (Py_ssize_t i = 0; i < n && !w->unsure && rc == 0; i++) {
-        PyObject *index = NULL;
-        if (w->changes != NULL) {
-            index = PyLong_FromSsize_t(i);
-            if (index == NULL || rfn_path_push(w, index) < 0) {
-                Py_XDECREF(index);
-                rc = -1;
-                break;
-            }
-        }
-        rc = rfn_walk_value(w, i < na ? ia[i] : NULL, i < nb ? ib[i] : NULL);
-        if (index != NULL) {
+        rc = rfn_path_push(w, NULL, i);
+        if (rc == 0) {
+            rc = rfn_walk_value(w, i < na ? ia[i] : NULL, i < nb ? ib[i] : NULL);
             rfn_path_pop(w);
-            Py_DECREF(index);
         }
     }
     Py_LeaveRecursiveCall();
@@ -693,7 +721,7 @@ rfn_walk_value(rfn_walk *w, PyObject *a, PyObject *b)
     int eq;
     switch (ka) {
     case RFN_K_OBJECT:
-        return rfn_walk_dict(w, a, b, NULL);
+        return rfn_walk_dict(w, a, b, 0);
     case RFN_K_ARRAY:
         return rfn_walk_array(w, a, b);
     case RFN_K_STR:
@@ -715,29 +743,34 @@ rfn_walk_value(rfn_walk *w, PyObject *a, PyObject *b)
     return eq ? 0 : rfn_note(w, RFN_D_CHANGED, b, a);
 }
 
+/* json sorts and converts non-str keys: both must succeed. */
+static int
+rfn_check_sorted_keys(rfn_walk *w, PyObject *d)
+{
+    PyObject *keys = rfn_sorted_keys(d, 0);
+    if (keys == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(keys); i++) {
+        PyObject *text = rfn_key_text(w->st, PyList_GET_ITEM(keys, i));
+        rc = text == NULL ? -1 : 0;
+        Py_XDECREF(text);
+    }
+    Py_DECREF(keys);
+    return rc;
+}
+
 static int
 rfn_check_dict(rfn_walk *w, PyObject *d)
 {
-    int cls = rfn_key_class(d);
-    if (cls == RFN_KEYS_OTHER) {
-        w->unsure = 1;
-        return 0;
+    Py_ssize_t unused;
+    int cls = rfn_scan_keys(w, d, 0, &unused);
+    if (cls < 0 || cls == RFN_KEYS_OTHER) {
+        return cls < 0 ? -1 : 0;
     }
-    if (cls == RFN_KEYS_SORT) {
-        /* json sorts and converts these keys: both must succeed. */
-        PyObject *keys = rfn_sorted_keys(d, NULL);
-        if (keys == NULL) {
-            return -1;
-        }
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
-            PyObject *text = rfn_key_text(w->st, PyList_GET_ITEM(keys, i));
-            if (text == NULL) {
-                Py_DECREF(keys);
-                return -1;
-            }
-            Py_DECREF(text);
-        }
-        Py_DECREF(keys);
+    if (cls == RFN_KEYS_SORT && rfn_check_sorted_keys(w, d) < 0) {
+        return -1;
     }
     Py_ssize_t pos = 0;
     PyObject *k, *v;
@@ -783,24 +816,12 @@ rfn_check(rfn_walk *w, PyObject *o)
     return rc;
 }
 
-static int
-rfn_check_skipped(rfn_walk *w, PyObject *d, PyObject *skip)
-{
-    Py_ssize_t pos = 0;
-    PyObject *k, *v;
-    while (PyDict_Next(d, &pos, &k, &v) && !w->unsure) {
-        int s = rfn_is_skipped(skip, k);
-        if (s < 0 || (s && rfn_check(w, v) < 0)) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* Fast path over two configs. Returns 1 differ, 0 equal, 2 undecided (the
  * slow path must run), -1 error. Only MemoryError is reported as an error:
  * anything else the walk trips over (RecursionError, a sort TypeError, an
- * int json cannot print) is for the slow path to reproduce exactly. */
+ * int json cannot print) is for the slow path to reproduce exactly.
+ * With changes (an empty list), the differences are appended to it, sorted
+ * by path, which is json's order; undecided leaves it empty. */
 enum { RFN_EQUAL = 0, RFN_DIFFER = 1, RFN_UNDECIDED = 2 };
 
 static int
@@ -810,33 +831,20 @@ rfn_fast_compare(rfn_state *st, PyObject *local, PyObject *state, PyObject *chan
         return RFN_UNDECIDED;
     }
     rfn_walk w = {.st = st, .changes = changes};
-    PyObject *skip = RFN_OBJ(st, RFN_D_RUNTIME_FIELDS);
-    if (changes != NULL && (w.path = PyList_New(0)) == NULL) {
+    int rc = rfn_walk_dict(&w, local, state, 1);
+    PyMem_Free(w.path);
+    if (rc < 0 && PyErr_ExceptionMatches(PyExc_MemoryError)) {
         return -1;
     }
-    int rc = rfn_walk_dict(&w, local, state, skip);
-    Py_XDECREF(w.path);
-    if (rc < 0) {
-        if (changes != NULL || PyErr_ExceptionMatches(PyExc_MemoryError)) {
+    if (rc < 0 || w.unsure) {
+        PyErr_Clear();
+        if (changes != NULL && PyList_SetSlice(changes, 0, PyList_GET_SIZE(changes), NULL) < 0) {
             return -1;
         }
-        PyErr_Clear();
         return RFN_UNDECIDED;
     }
-    if (w.unsure) {
-        return RFN_UNDECIDED;
-    }
-    /* Runtime fields are popped after flash's deep copy; their values must
-     * still copy like plain values do. */
-    if (rfn_check_skipped(&w, local, skip) < 0 || rfn_check_skipped(&w, state, skip) < 0) {
-        if (!PyErr_ExceptionMatches(PyExc_MemoryError)) {
-            PyErr_Clear();
-            return RFN_UNDECIDED;
-        }
+    if (changes != NULL && PyList_Sort(changes) < 0) {
         return -1;
-    }
-    if (w.unsure) {
-        return RFN_UNDECIDED;
     }
     return w.differs ? RFN_DIFFER : RFN_EQUAL;
 }
@@ -1112,10 +1120,7 @@ rfn_resource_differs(rfn_state *st, PyObject *local, PyObject *fp, PyObject *sta
     if (view == NULL && PyErr_Occurred()) {
         return -1;
     }
-    int rc = view ? rfn_fast_compare(st, view, state, NULL) : RFN_UNDECIDED;
-    if (rc == RFN_DIFFER && changes != NULL) {
-        rc = rfn_fast_compare(st, view, state, changes) < 0 ? -1 : RFN_DIFFER;
-    }
+    int rc = view ? rfn_fast_compare(st, view, state, changes) : RFN_UNDECIDED;
     Py_XDECREF(view);
     if (rc != RFN_UNDECIDED) {
         return rc;
@@ -1125,7 +1130,7 @@ rfn_resource_differs(rfn_state *st, PyObject *local, PyObject *fp, PyObject *sta
     if (rc == 1 && changes != NULL) {
         /* Not plain: report the configs as compared, as one change. */
         PyObject *path = PyTuple_New(0);
-        PyObject *item = path ? PyTuple_Pack(4, RFN_OBJ(st, RFN_D_CHANGED), path, copies[1], copies[0])
+        PyObject *item = path ? PyTuple_Pack(4, path, RFN_OBJ(st, RFN_D_CHANGED), copies[1], copies[0])
                               : NULL;
         if (item == NULL || PyList_Append(changes, item) < 0) {
             rc = -1;
@@ -1440,7 +1445,7 @@ rfn_plan_add_reason(rfn_state *st, rfn_plan *p, PyObject *name, PyObject *change
 {
     if (endpoint_missing) {
         PyObject *path = PyTuple_New(0);
-        PyObject *item = path ? PyTuple_Pack(4, RFN_OBJ(st, RFN_D_ENDPOINT_MISSING), path, Py_None, Py_None)
+        PyObject *item = path ? PyTuple_Pack(4, path, RFN_OBJ(st, RFN_D_ENDPOINT_MISSING), Py_None, Py_None)
                               : NULL;
         int rc = item ? PyList_Append(changes, item) : -1;
         Py_XDECREF(item);
@@ -1736,7 +1741,7 @@ static PyMethodDef rfn_diff_methods[] = {
      "config_differs(local_config, state_config) -> bool\n\n"
      "json.dumps(..., sort_keys=True) of both compare configs differ."},
     {"config_changes", (PyCFunction)(void (*)(void))rfn_py_config_changes, METH_FASTCALL,
-     "config_changes(local_config, state_config) -> list[(kind, path, old, new)]\n\n"
+     "config_changes(local_config, state_config) -> list[(path, kind, old, new)]\n\n"
      "The differences config_differs sees; empty when the configs are equal."},
     {"plan_reconciliation", (PyCFunction)(void (*)(void))rfn_py_plan_reconciliation,
      METH_VARARGS | METH_KEYWORDS,
@@ -1771,14 +1776,13 @@ rfn_diff_clear(rfn_state *st)
 static PyObject *
 rfn_make_runtime_fields(void)
 {
-    size_t n = sizeof(rfn_runtime_field_names) / sizeof(rfn_runtime_field_names[0]);
     PyObject *result = NULL;
     PyObject *names = PyList_New(0);
     if (names == NULL) {
         return NULL;
     }
-    for (size_t i = 0; i < n; i++) {
-        PyObject *s = PyUnicode_InternFromString(rfn_runtime_field_names[i]);
+    for (size_t i = 0; i < RFN_N_RUNTIME_FIELDS; i++) {
+        PyObject *s = PyUnicode_InternFromString(rfn_runtime_fields[i].name);
         int rc = s ? PyList_Append(names, s) : -1;
         Py_XDECREF(s);
         if (rc < 0) {

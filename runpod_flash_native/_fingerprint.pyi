@@ -15,8 +15,8 @@ from typing import Any
 RUNTIME_RESOURCE_FIELDS: frozenset[str]
 SOURCE_FINGERPRINT_ENV_KEY: str
 
-# (kind, path, old, new); kind: "changed" | "added" | "removed" | "endpoint_missing"
-_RawChange = tuple[str, tuple[str | int, ...], Any, Any]
+# (path, kind, old, new); kind: "changed" | "added" | "removed" | "endpoint_missing"
+_RawChange = tuple[tuple[str | int, ...], str, Any, Any]
 
 def inject_source_fingerprint(local_manifest: dict[str, Any], /) -> None: ...
 def resource_config_for_compare(config: dict[str, Any], /) -> dict[str, Any]: ...

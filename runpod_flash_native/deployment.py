@@ -155,8 +155,8 @@ class Change:
         return f"{where}: {self.old!r} -> {self.new!r}"
 
 
-def _change(raw: tuple[str, tuple[str | int, ...], Any, Any]) -> Change:
-    kind, path, old, new = raw
+def _change(raw: tuple[tuple[str | int, ...], str, Any, Any]) -> Change:
+    path, kind, old, new = raw
     if kind == "added":
         old = UNSET
     elif kind == "removed":
