@@ -163,7 +163,11 @@ def _change(raw: tuple[tuple[str | int, ...], str, Any, Any]) -> Change:
         new = UNSET
     elif kind == "endpoint_missing":
         old = new = UNSET
-    return Change(kind, path, old, new)
+    # What the frozen dataclass __init__ does, without its per-field
+    # object.__setattr__ calls (a plan can carry thousands of changes).
+    change = object.__new__(Change)
+    change.__dict__.update(kind=kind, path=path, old=old, new=new)
+    return change
 
 
 @dataclasses.dataclass(frozen=True)
