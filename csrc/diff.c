@@ -1333,7 +1333,7 @@ typedef struct {
     PyObject *injected;          /* set of names that get the fingerprint */
     PyObject *provision, *shared, *delete_;
     PyObject *update, *reuse, *adopted;
-    PyObject *reasons;           /* name -> [ (kind, path, old, new), ... ] */
+    PyObject *reasons;           /* name -> [ (path, kind, old, new), ... ] */
 } rfn_plan;
 
 static void

@@ -26,7 +26,11 @@ Where this deliberately differs from flash:
   ``TypeError`` at the first use, possibly after injecting.
 * ``plan_reconciliation`` decides everything before it injects: if a
   comparison raises (a value json cannot serialise, mixed key types), the
-  local manifest is left untouched, where flash has already injected.
+  local manifest is left untouched, where flash has already injected. It
+  compares an injected *view* of each local config, so the two manifests
+  must not share config or env objects (flash's deployed manifest is freshly
+  fetched, so they never do); with shared objects flash's in-place injection
+  would show on the deployed side too.
 * ``resource_config_for_compare``, ``config_differs`` and ``config_changes``
   take dicts only (subclasses included) and raise ``TypeError`` otherwise;
   flash's ``copy.deepcopy(x).pop(field, None)`` raises ``AttributeError``
