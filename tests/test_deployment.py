@@ -10,12 +10,14 @@ and the app, as flash's own tests do) for plans and manifest mutations.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import copy
 import enum
 import gc
 import json
 import math
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -573,8 +575,9 @@ def test_env_subclass_gets_setitem():
 
 # ---- driving flash's real reconcile_and_provision_resources ------------------------
 
-_WORKDIR = Path(tempfile.mkdtemp(prefix="rfn-deploy-"))
+_WORKDIR = Path(tempfile.mkdtemp(prefix="rfn-deploy-"))  # flash writes .flash/flash_manifest.json here
 (_WORKDIR / ".flash").mkdir()
+atexit.register(shutil.rmtree, _WORKDIR, ignore_errors=True)
 
 
 def run_flash(local, state, *, state_fetch_fails=False):
