@@ -8,10 +8,14 @@ and :mod:`runpod_flash_native.deployment`.
 from . import _fingerprint
 from ._fingerprint import SourceChangedError
 from .build import compute_source_fingerprint
+from ._patch import patch_flash, unpatch_flash, patched
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SourceChangedError",
     "compute_source_fingerprint",
+    "patch_flash",
+    "patched",
+    "unpatch_flash",
 ]
