@@ -6,6 +6,8 @@
  * flash reads each file whole; we stream it in RFN_CHUNK_SIZE pieces, take the
  * length from fstat() of the opened file, and refuse a file whose size or
  * mtime moved while we read it (the length in the frame would be a lie).
+ * Kernel pseudo files (procfs, sysfs, ...), whose fstat() size is not their
+ * length, are read to EOF first, as flash does.
  *
  * Small inputs are framed and hashed inline on the calling thread. Once the
  * stream is large enough to pay for a thread, a reader thread frames the rest
@@ -16,9 +18,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,7 +32,8 @@
 #define RFN_RING_SLOTS 8                     /* 2 MiB in flight, whatever the file size */
 #define RFN_THREAD_THRESHOLD (1u << 20)      /* smaller streams: a thread costs more than it saves */
 #define RFN_SIGNAL_POLL_BYTES (32u << 20)    /* run Python signal handlers at least this often */
-#define RFN_WAIT_POLL_NS (50 * 1000 * 1000)  /* and while waiting on the reader */
+#define RFN_WAIT_POLL_NS (50 * 1000 * 1000)  /* and at least every 50 ms of hashing or waiting */
+#define RFN_PSEUDO_MAX (256u << 20)          /* a kernel pseudo file is read whole, up to this */
 
 /* ---- errors --------------------------------------------------------------- */
 
@@ -190,20 +195,21 @@ rfn_same_version(const struct stat *a, const struct stat *b)
 }
 
 /* Read exactly `size` bytes of fd into the sink, then make sure the file ended
- * there and was not modified meanwhile. */
+ * there and, for files read in several pieces, was not modified meanwhile.
+ * While the rest fits in the buffer we ask for one byte more than expected: a
+ * short read then proves EOF without another system call. */
 static int
 rfn_produce_content(rfn_sink *sink, int fd, const struct stat *before, size_t index,
                     rfn_failure *fail)
 {
     uint64_t remaining = (uint64_t)before->st_size;
+    int eof_seen = 0;
     while (remaining > 0) {
         if (sink->fill == sink->cap && sink->flush(sink) < 0) {
             return -1;
         }
-        size_t want = sink->cap - sink->fill;
-        if (want > remaining) {
-            want = (size_t)remaining;
-        }
+        size_t space = sink->cap - sink->fill;
+        size_t want = space > remaining ? (size_t)remaining + 1 : space;
         ssize_t got = read(fd, sink->buf + sink->fill, want);
         if (got < 0) {
             if (errno == EINTR) {
@@ -216,32 +222,181 @@ rfn_produce_content(rfn_sink *sink, int fd, const struct stat *before, size_t in
             rfn_fail_detail(fail, RFN_FAIL_CHANGED, index, "shrank while it was being hashed");
             return -1;
         }
+        if ((uint64_t)got > remaining) {
+            rfn_fail_detail(fail, RFN_FAIL_CHANGED, index, "grew while it was being hashed");
+            return -1;
+        }
         sink->fill += (size_t)got;
         sink->produced += (uint64_t)got;
         remaining -= (uint64_t)got;
+        eof_seen = remaining == 0 && (size_t)got < want;
     }
-    unsigned char extra;
-    ssize_t got;
-    do {
-        got = read(fd, &extra, 1);
-    } while (got < 0 && errno == EINTR);
-    if (got < 0) {
-        rfn_fail_os(fail, index, errno);
-        return -1;
+    if (!eof_seen) {
+        unsigned char extra;
+        ssize_t got;
+        do {
+            got = read(fd, &extra, 1);
+        } while (got < 0 && errno == EINTR);
+        if (got < 0) {
+            rfn_fail_os(fail, index, errno);
+            return -1;
+        }
+        if (got > 0) {
+            rfn_fail_detail(fail, RFN_FAIL_CHANGED, index, "grew while it was being hashed");
+            return -1;
+        }
     }
     struct stat after;
-    if (got > 0 || fstat(fd, &after) != 0 || !rfn_same_version(before, &after)) {
+    if (before->st_size > (off_t)RFN_CHUNK_SIZE
+        && (fstat(fd, &after) != 0 || !rfn_same_version(before, &after))) {
         rfn_fail_detail(fail, RFN_FAIL_CHANGED, index, "changed while it was being hashed");
         return -1;
     }
     return 0;
 }
 
+int
+rfn_open_long(const char *path, int flags)
+{
+    size_t len = strlen(path);
+    if (len < PATH_MAX) {
+        return open(path, flags);
+    }
+    /* Longer than the kernel takes in one call: walk there piece by piece,
+     * each piece a run of whole components shorter than PATH_MAX. Symlinks on
+     * the way are followed, as a single open() would. */
+    int dirfd = path[0] == '/' ? open("/", O_PATH | O_DIRECTORY | O_CLOEXEC) : AT_FDCWD;
+    if (dirfd == -1) {
+        return -1;
+    }
+    char piece[PATH_MAX];
+    size_t i = 0;
+    while (path[i] == '/') {
+        i++;
+    }
+    for (;;) {
+        size_t end = i, cut = 0;
+        while (end < len && end - i < PATH_MAX - 1) {
+            if (path[end] == '/') {
+                cut = end;
+            }
+            end++;
+        }
+        int last = end == len;
+        if (!last && cut <= i) {
+            errno = ENAMETOOLONG;  /* one component longer than PATH_MAX */
+            break;
+        }
+        size_t stop = last ? len : cut;
+        memcpy(piece, path + i, stop - i);
+        piece[stop - i] = '\0';
+        int fd = openat(dirfd, piece, last ? flags : (O_PATH | O_DIRECTORY | O_CLOEXEC));
+        int saved = errno;
+        if (dirfd != AT_FDCWD) {
+            close(dirfd);
+        }
+        errno = saved;
+        if (fd < 0 || last) {
+            return fd;
+        }
+        dirfd = fd;
+        i = stop;
+        while (path[i] == '/') {
+            i++;
+        }
+    }
+    if (dirfd != AT_FDCWD) {
+        int saved = errno;
+        close(dirfd);
+        errno = saved;
+    }
+    return -1;
+}
+
+/* Files of the kernel's pseudo file systems (procfs, sysfs, ...) report a
+ * size (0, or a page) that is not their length and no blocks. flash reads
+ * every file to EOF, so these must be read whole before their length can be
+ * framed; their size and mtime do not move, so they are not "changed". */
+static int
+rfn_is_pseudo_file(int fd, const struct stat *st)
+{
+    if (st->st_blocks != 0) {
+        return 0;
+    }
+    struct statfs sfs;
+    if (fstatfs(fd, &sfs) != 0) {
+        return 0;
+    }
+    switch ((unsigned long)sfs.f_type & 0xffffffffUL) {
+    case 0x9fa0UL:      /* PROC_SUPER_MAGIC */
+    case 0x62656572UL:  /* SYSFS_MAGIC */
+    case 0x64626720UL:  /* DEBUGFS_MAGIC */
+    case 0x74726163UL:  /* TRACEFS_MAGIC */
+    case 0x73636673UL:  /* SECURITYFS_MAGIC */
+    case 0x27e0ebUL:    /* CGROUP_SUPER_MAGIC */
+    case 0x63677270UL:  /* CGROUP2_SUPER_MAGIC */
+    case 0x62656570UL:  /* CONFIGFS_MAGIC */
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Read a pseudo file to EOF into memory, then frame it with its real length. */
+static int
+rfn_produce_pseudo(rfn_sink *sink, int fd, const rfn_source *src, size_t index, rfn_failure *fail)
+{
+    size_t cap = 64u * 1024u, len = 0;
+    unsigned char *buf = malloc(cap);
+    if (buf == NULL) {
+        fail->kind = RFN_FAIL_NOMEM;
+        return -1;
+    }
+    for (;;) {
+        if (len == cap) {
+            if (cap >= RFN_PSEUDO_MAX) {
+                rfn_fail_detail(fail, RFN_FAIL_NOT_REGULAR, index,
+                                "kernel pseudo file larger than 256 MiB; refusing to hash it");
+                free(buf);
+                return -1;
+            }
+            unsigned char *bigger = realloc(buf, cap * 2);
+            if (bigger == NULL) {
+                fail->kind = RFN_FAIL_NOMEM;
+                free(buf);
+                return -1;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        ssize_t got = read(fd, buf + len, cap - len);
+        if (got < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            rfn_fail_os(fail, index, errno);
+            free(buf);
+            return -1;
+        }
+        if (got == 0) {
+            break;
+        }
+        len += (size_t)got;
+    }
+    int rc = 0;
+    if (rfn_sink_put_be64(sink, src->rel_len) < 0 || rfn_sink_put(sink, src->rel, src->rel_len) < 0
+        || rfn_sink_put_be64(sink, (uint64_t)len) < 0 || rfn_sink_put(sink, buf, len) < 0) {
+        rc = -1;
+    }
+    free(buf);
+    return rc;
+}
+
 static int
 rfn_open_source(const rfn_source *src, size_t index, struct stat *st, rfn_failure *fail)
 {
     /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-    int fd = open(src->open_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int fd = rfn_open_long(src->open_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         rfn_fail_os(fail, index, errno);
         return -1;
@@ -285,15 +440,19 @@ rfn_produce(rfn_sink *sink, rfn_source_feed *feed, size_t start, uint64_t switch
         if (fd < 0) {
             return RFN_PRODUCE_FAILED;
         }
-        if (switch_at != 0 && sink->produced + (uint64_t)st.st_size > switch_at) {
+        int rc = 0;
+        if (rfn_is_pseudo_file(fd, &st)) {
+            rc = rfn_produce_pseudo(sink, fd, src, i, fail);
+        }
+        else if (switch_at != 0 && sink->produced + (uint64_t)st.st_size > switch_at) {
             close(fd);
             *next = i;
             return RFN_PRODUCE_SWITCH;
         }
-        int rc = 0;
-        if (rfn_sink_put_be64(sink, src->rel_len) < 0 || rfn_sink_put(sink, src->rel, src->rel_len) < 0
-            || rfn_sink_put_be64(sink, (uint64_t)st.st_size) < 0
-            || rfn_produce_content(sink, fd, &st, i, fail) < 0) {
+        else if (rfn_sink_put_be64(sink, src->rel_len) < 0
+                 || rfn_sink_put(sink, src->rel, src->rel_len) < 0
+                 || rfn_sink_put_be64(sink, (uint64_t)st.st_size) < 0
+                 || rfn_produce_content(sink, fd, &st, i, fail) < 0) {
             rc = -1;
         }
         close(fd);
@@ -395,10 +554,12 @@ rfn_ring_cancel(rfn_ring *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* The ring's condition variable runs on CLOCK_MONOTONIC: a wall-clock jump
+ * must not stretch the wait between two signal polls. */
 static void
 rfn_deadline_in(struct timespec *ts, long ns)
 {
-    clock_gettime(CLOCK_REALTIME, ts);
+    clock_gettime(CLOCK_MONOTONIC, ts);
     ts->tv_nsec += ns;
     if (ts->tv_nsec >= 1000000000L) {
         ts->tv_sec += 1;
@@ -406,12 +567,26 @@ rfn_deadline_in(struct timespec *ts, long ns)
     }
 }
 
+static int64_t
+rfn_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Consumer side, on the calling thread: hash slots in order until the
- * producer is done. Returns 0 or -1 with *fail set. */
+ * producer is done. Returns 0 or -1 with *fail set.
+ *
+ * Signal handlers run after every 32 MiB hashed and whenever 50 ms passed
+ * since they last ran: a reader publishing a slot every few milliseconds
+ * (many small files, a slow file system) never lets the wait time out, and
+ * 32 MiB of small-file frames can take seconds to produce. */
 static int
 rfn_ring_consume(rfn_ring *r, EVP_MD_CTX *ctx, PyThreadState **tstate, rfn_failure *fail)
 {
     uint64_t since_poll = 0;
+    int64_t last_poll = rfn_now_ns();
     pthread_mutex_lock(&r->lock);
     for (;;) {
         while (r->tail == r->head && !r->producer_done) {
@@ -420,6 +595,8 @@ rfn_ring_consume(rfn_ring *r, EVP_MD_CTX *ctx, PyThreadState **tstate, rfn_failu
             if (pthread_cond_timedwait(&r->changed, &r->lock, &deadline) == ETIMEDOUT) {
                 pthread_mutex_unlock(&r->lock);
                 int rc = rfn_poll_signals(tstate);
+                since_poll = 0;
+                last_poll = rfn_now_ns();
                 pthread_mutex_lock(&r->lock);
                 if (rc < 0) {
                     fail->kind = RFN_FAIL_INTERRUPTED;
@@ -439,9 +616,11 @@ rfn_ring_consume(rfn_ring *r, EVP_MD_CTX *ctx, PyThreadState **tstate, rfn_failu
             return -1;
         }
         since_poll += r->slot_len[k];
-        if (since_poll >= RFN_SIGNAL_POLL_BYTES) {
+        if (since_poll >= RFN_SIGNAL_POLL_BYTES || rfn_now_ns() - last_poll >= RFN_WAIT_POLL_NS) {
             since_poll = 0;
-            if (rfn_poll_signals(tstate) < 0) {
+            int rc = rfn_poll_signals(tstate);
+            last_poll = rfn_now_ns();
+            if (rc < 0) {
                 fail->kind = RFN_FAIL_INTERRUPTED;
                 return -1;
             }
@@ -482,7 +661,17 @@ rfn_hash_threaded(rfn_source_feed *feed, size_t start, EVP_MD_CTX *ctx, PyThread
         goto exit;
     }
     have_lock = 1;
-    if (pthread_cond_init(&r->changed, NULL) != 0) {
+    pthread_condattr_t cond_attr;
+    if (pthread_condattr_init(&cond_attr) != 0) {
+        fail->kind = RFN_FAIL_NOMEM;
+        goto exit;
+    }
+    int cond_rc = pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC);
+    if (cond_rc == 0) {
+        cond_rc = pthread_cond_init(&r->changed, &cond_attr);
+    }
+    pthread_condattr_destroy(&cond_attr);
+    if (cond_rc != 0) {
         fail->kind = RFN_FAIL_NOMEM;
         goto exit;
     }

@@ -111,6 +111,10 @@ int rfn_fingerprint_stream(rfn_state *st, rfn_source_feed *feed, uint64_t total_
                            PyThreadState **tstate, unsigned char digest[RFN_SHA256_LEN],
                            rfn_failure *fail);
 
+/* open(2) that also reaches paths longer than PATH_MAX (flash's os calls fail
+ * there with ENAMETOOLONG; we do not). */
+int rfn_open_long(const char *path, int flags);
+
 /* Set the Python exception describing fail for the file path (a str). */
 void rfn_raise_failure(rfn_state *st, const rfn_failure *fail, PyObject *path);
 
@@ -129,6 +133,10 @@ int rfn_poll_signals(PyThreadState **tstate);
  * preserves that order under memcmp. */
 int rfn_compare_keys(const char *a, size_t alen, const char *b, size_t blen);
 
+/* Raise the UnicodeEncodeError flash's rel.encode("utf-8") raises for a
+ * relative path given as surrogatepass UTF-8. */
+void rfn_raise_rel_encode_error(const char *rel, size_t rel_len);
+
 /* ---- ignore.c: compiled gitwildmatch patterns ---------------------------- */
 
 typedef struct rfn_matcher rfn_matcher;
@@ -136,7 +144,9 @@ typedef struct rfn_matcher rfn_matcher;
 /* Match a normalized relative path given as code points (surrogateescape for
  * undecodable bytes, exactly as Python's str of the path). Returns 1 when the
  * last matching pattern excludes the path (flash ignores it), else 0. Never
- * touches Python objects: safe without the GIL. */
+ * touches Python objects: safe without the GIL. Scratch for paths of up to
+ * ~900 code points is on the stack; longer ones take PyMem_RawMalloc, and
+ * only if that fails the result is -1 (treat as out of memory). */
 int rfn_matcher_ignores(const rfn_matcher *m, const uint32_t *cps, size_t n);
 
 /* The matcher inside an IgnoreSpec object, or NULL (TypeError set). */

@@ -152,7 +152,7 @@ rfn_find_surrogate(const char *s, size_t len)
 
 /* flash's rel.encode("utf-8") fails on surrogates: raise the same
  * UnicodeEncodeError (same start/end), with the file named in the reason. */
-static void
+void
 rfn_raise_rel_encode_error(const char *rel, size_t rel_len)
 {
     PyObject *text = rfn_decode_passthrough(rel, rel_len);

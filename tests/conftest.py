@@ -1,4 +1,6 @@
 import importlib.machinery
+import os
+import pickle
 
 import pytest
 
@@ -9,3 +11,60 @@ def pytest_configure(config):
     # No silent fallback: the suite must run against the compiled extension.
     if not native.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
         raise pytest.UsageError(f"runpod_flash_native._fingerprint is not native: {native.__file__}")
+
+
+NOBODY = 65534
+
+
+def _make_traversable(path):
+    """Let an unprivileged user reach `path` (pytest's temp root is 0700)."""
+    path = os.path.abspath(path)
+    while path not in ("/", "/tmp"):
+        mode = os.stat(path).st_mode
+        os.chmod(path, mode | 0o055)
+        path = os.path.dirname(path)
+
+
+@pytest.fixture
+def unprivileged(tmp_path):
+    """Run a callable as an unprivileged user and return its result.
+
+    These machines (and CI) run as root, which bypasses file permissions, so
+    PermissionError paths are exercised in a forked child that drops to
+    nobody. Exceptions raised in the child are re-raised here.
+    """
+
+    def run(fn):
+        if os.geteuid() != 0:
+            return fn()
+        _make_traversable(tmp_path)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 0
+            try:
+                os.close(read_end)
+                os.setgroups([])
+                os.setresgid(NOBODY, NOBODY, NOBODY)
+                os.setresuid(NOBODY, NOBODY, NOBODY)
+                try:
+                    payload = ("ok", fn())
+                except BaseException as exc:  # noqa: BLE001 - shipped to the parent
+                    payload = ("error", exc)
+                with os.fdopen(write_end, "wb") as out:
+                    pickle.dump(payload, out)
+            except BaseException:  # noqa: BLE001
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as inp:
+            data = inp.read()
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and data, "child failed"
+        kind, value = pickle.loads(data)
+        if kind == "error":
+            raise value
+        return value
+
+    return run

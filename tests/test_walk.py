@@ -1,0 +1,364 @@
+"""The project walk against flash's own: same files, same order, same fingerprint.
+
+flash's reference is ``get_file_tree(d, load_ignore_patterns(d))`` followed by
+``compute_source_fingerprint(d, files)`` from the installed runpod-flash.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import warnings
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import runpod_flash_native as native
+from runpod_flash_native import ignore as native_ignore
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from runpod_flash.cli.commands.build import compute_source_fingerprint as flash_fingerprint
+    from runpod_flash.cli.utils import ignore as flash_ignore
+
+
+def flash_walk(project: Path, directory: Path | None = None, base_dir: Path | None = None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = flash_ignore.load_ignore_patterns(project)
+    return flash_ignore.get_file_tree(directory or project, spec, base_dir)
+
+
+def native_walk(project: Path, directory: Path | None = None, base_dir: Path | None = None):
+    spec = native_ignore.load_ignore_patterns(project)
+    return native_ignore.get_file_tree(directory or project, spec, base_dir)
+
+
+def assert_same_as_flash(project: Path) -> None:
+    expected = flash_walk(project)
+    got = native_walk(project)
+    assert [str(p) for p in got] == [str(p) for p in expected]
+    assert all(isinstance(p, Path) for p in got)
+    expected_fp = flash_fingerprint(project, expected)
+    assert native.fingerprint_project(project) == expected_fp
+    files, fp = native.fingerprint_project_files(project)
+    assert fp == expected_fp
+    assert [str(p) for p in files] == [str(p) for p in expected]
+
+
+def write(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+# ---- hand-written trees: flash's documented quirks ---------------------------
+
+
+def test_builtin_patterns_and_readme_reinclusion(tmp_path):
+    write(tmp_path / "main.py", b"print(1)\n")
+    write(tmp_path / "README.md", b"# top\n")
+    write(tmp_path / "docs" / "README.md", b"# docs readme is shipped: !README.md\n")
+    write(tmp_path / "docs" / "guide.md")
+    write(tmp_path / ".venv" / "lib" / "site" / "README.md")
+    write(tmp_path / ".venv" / "lib" / "site" / "mod.py")
+    write(tmp_path / ".venv" / "README.md")
+    write(tmp_path / "tests" / "test_x.py")
+    write(tmp_path / "pkg" / "test_helper.py")
+    write(tmp_path / "pkg" / "helper_test.py")
+    write(tmp_path / "pkg" / "mod.py")
+    write(tmp_path / "pkg" / "__pycache__" / "mod.cpython-311.pyc")
+    write(tmp_path / ".env", b"SECRET=1")
+    write(tmp_path / ".env.production", b"SECRET=2")
+    write(tmp_path / ".flash" / "flash_manifest.json")
+    write(tmp_path / "dist.tar.gz")
+    assert_same_as_flash(tmp_path)
+    shipped = {p.relative_to(tmp_path).as_posix() for p in native_walk(tmp_path)}
+    # "docs/" never matches "docs" itself, so flash descends and "!README.md"
+    # re-includes the direct child; but it does match "docs/sub", "venv/lib",
+    # so deeper directories are pruned as directories.
+    assert "docs/README.md" in shipped and ".venv/README.md" in shipped
+    assert ".venv/lib/site/README.md" not in shipped
+    assert "docs/guide.md" not in shipped and "pkg/mod.py" in shipped
+
+
+def test_gitignore_negation_last_match_wins(tmp_path):
+    (tmp_path / ".gitignore").write_text("*.log\n!keep.log\nsecret/\n!secret/public.txt\ndata\n")
+    write(tmp_path / "a.log")
+    write(tmp_path / "keep.log")
+    write(tmp_path / "sub" / "keep.log")
+    write(tmp_path / "secret" / "x.txt")
+    write(tmp_path / "secret" / "public.txt")
+    write(tmp_path / "data" / "README.md")  # "data" prunes the directory itself
+    write(tmp_path / "sub" / "data")
+    assert_same_as_flash(tmp_path)
+    shipped = {p.relative_to(tmp_path).as_posix() for p in native_walk(tmp_path)}
+    assert shipped == {"keep.log", "sub/keep.log", "secret/public.txt"}
+
+
+def test_symlinks_followed_broken_and_special_files_skipped(tmp_path):
+    write(tmp_path / "real" / "a.py")
+    write(tmp_path / "outside_target.py")
+    os.symlink("real", tmp_path / "alias")  # directory symlink: walked again
+    os.symlink("outside_target.py", tmp_path / "file_link.py")
+    os.symlink("missing", tmp_path / "broken.py")
+    os.mkfifo(tmp_path / "fifo.py")
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(tmp_path / "sock.py"))
+        assert_same_as_flash(tmp_path)
+    finally:
+        sock.close()
+    shipped = {p.relative_to(tmp_path).as_posix() for p in native_walk(tmp_path)}
+    assert {"alias/a.py", "real/a.py", "file_link.py"} <= shipped
+    assert not shipped & {"broken.py", "fifo.py", "sock.py"}
+
+
+def test_directory_symlink_cycle_raises_naming_the_link(tmp_path):
+    write(tmp_path / "pkg" / "mod.py")
+    os.symlink("..", tmp_path / "pkg" / "up")
+    with pytest.raises(native.SymlinkLoopError) as info:
+        native.fingerprint_project(tmp_path)
+    assert info.value.filename == str(tmp_path / "pkg" / "up")
+    assert isinstance(info.value, OSError)
+    with pytest.raises(native.SymlinkLoopError):
+        native_walk(tmp_path)
+    # flash, by contrast, ships the same file once per level until ELOOP.
+    copies = [p for p in flash_walk(tmp_path) if p.name == "mod.py"]
+    assert len(copies) > 10
+
+
+def test_sort_order_matches_flash_for_separator_neighbours(tmp_path):
+    # '-' (0x2d) and '.' (0x2e) sort before '/' (0x2f): "a-b" < "a.b" < "a/b".
+    for rel in ["a/b", "a-b", "a.b", "a/b-c", "a0", "ab/c", "a b", "é/x", "\ue000"]:
+        write(tmp_path / rel, rel.encode())
+    assert_same_as_flash(tmp_path)
+
+
+def test_non_utf8_name_raises_unicode_encode_error_like_flash(tmp_path):
+    write(tmp_path / "ok.py")
+    bad = os.fsdecode(b"bad\xff.py")
+    write(tmp_path / bad)
+    files = flash_walk(tmp_path)
+    with pytest.raises(UnicodeEncodeError):
+        flash_fingerprint(tmp_path, files)
+    with pytest.raises(UnicodeEncodeError) as info:
+        native.fingerprint_project(tmp_path)
+    assert "bad" in str(info.value)
+    # The walk itself works, as in flash.
+    assert [str(p) for p in native_walk(tmp_path)] == [str(p) for p in files]
+
+
+def test_ignored_non_utf8_name_is_fine(tmp_path):
+    (tmp_path / ".gitignore").write_text("bad*\n")
+    write(tmp_path / "ok.py")
+    write(tmp_path / os.fsdecode(b"bad\xff.py"))
+    assert_same_as_flash(tmp_path)
+
+
+def test_get_file_tree_subdirectory_and_base_dir(tmp_path):
+    (tmp_path / ".gitignore").write_text("sub/skip.py\n")
+    write(tmp_path / "sub" / "skip.py")
+    write(tmp_path / "sub" / "keep.py")
+    write(tmp_path / "sub" / "docs" / "x.py")
+    sub = tmp_path / "sub"
+    for directory, base in [(sub, tmp_path), (sub, None), (sub, tmp_path / "elsewhere")]:
+        expected = flash_walk(tmp_path, directory, base)
+        got = native_walk(tmp_path, directory, base)
+        assert [str(p) for p in got] == [str(p) for p in expected]
+
+
+def test_relative_project_dir(tmp_path, monkeypatch):
+    write(tmp_path / "app" / "main.py")
+    write(tmp_path / "app" / "lib" / "x.py")
+    monkeypatch.chdir(tmp_path)
+    for form in ["app", "./app", "app/"]:
+        assert_same_as_flash(Path(form))
+    monkeypatch.chdir(tmp_path / "app")
+    assert_same_as_flash(Path("."))
+
+
+def test_missing_root_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        native.fingerprint_project(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError):
+        native_ignore.get_file_tree(tmp_path / "nope", native_ignore.load_ignore_patterns(tmp_path))
+
+
+def test_empty_project(tmp_path):
+    assert_same_as_flash(tmp_path)
+
+
+def test_deep_tree_beyond_recursion_and_path_max(tmp_path):
+    # flash recurses in Python (RecursionError near depth 1000) and its os calls
+    # fail past PATH_MAX; the native walk has neither limit.
+    depth = 2500
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            nfd = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        wfd = os.open("leaf.py", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+        os.write(wfd, b"deep")
+        os.close(wfd)
+    finally:
+        os.close(fd)
+    files, fp = native.fingerprint_project_files(tmp_path)
+    rel = "/".join(["d"] * depth) + "/leaf.py"
+    assert [p.relative_to(tmp_path).as_posix() for p in files] == [rel]
+    import hashlib
+
+    h = hashlib.sha256()
+    for part in (rel.encode(), b"deep"):
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    assert fp == h.hexdigest()
+
+
+def test_permission_denied_directory_is_skipped_with_warning(tmp_path, caplog, unprivileged):
+    write(tmp_path / "main.py")
+    write(tmp_path / "locked" / "hidden.py")
+    write(tmp_path / "noexec" / "a.py")
+    os.chmod(tmp_path / "locked", 0o000)
+    os.chmod(tmp_path / "noexec", 0o644)  # listable, not searchable
+    try:
+        got, expected = unprivileged(
+            lambda: (
+                [str(p) for p in native_walk(tmp_path)],
+                [str(p) for p in flash_walk(tmp_path)],
+            )
+        )
+    finally:
+        os.chmod(tmp_path / "locked", 0o755)
+        os.chmod(tmp_path / "noexec", 0o755)
+    assert got == expected == [str(tmp_path / "main.py")]
+
+
+def test_permission_warning_is_logged(tmp_path, caplog, unprivileged):
+    write(tmp_path / "locked" / "x.py")
+    os.chmod(tmp_path / "locked", 0o000)
+    try:
+        records = unprivileged(lambda: _walk_capturing_warnings(tmp_path))
+    finally:
+        os.chmod(tmp_path / "locked", 0o755)
+    assert any("Permission denied" in r and str(tmp_path / "locked") in r for r in records)
+
+
+def _walk_capturing_warnings(project: Path) -> list[str]:
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    handler = Collect(level=logging.WARNING)
+    logger = logging.getLogger(native_ignore.__name__)
+    logger.addHandler(handler)
+    try:
+        native_walk(project)
+    finally:
+        logger.removeHandler(handler)
+    return messages
+
+
+# ---- generated trees ----------------------------------------------------------
+
+NAMES = [
+    "a", "b", "a-b", "a.b", "A", "z z", "#x", "!x", "[x]", "x]", "é", "日本", "\ue000",
+    ".env", ".env.local", ".env.prod", ".hidden", "tests", "test", "docs", "env", ".venv",
+    "venv", "README.md", "x.md", "test_a.py", "a_test.py", "m.pyc", "build", "dist",
+    "__pycache__", "a b.txt", "*", "?", "x\\y", "node_modules", "lib", "keep.log", "a.log",
+]
+GLOBS = ["*", "**", "?", "*.py", "*.md", "[ab]*", "[!a]", "te?t*", "a*b", "*.log", "\\#x", "\\!x"]
+
+segment = st.sampled_from(NAMES)
+tree_entry = st.tuples(
+    st.lists(segment, min_size=1, max_size=4),
+    st.sampled_from(["file", "file", "file", "dir", "link_file", "link_dir", "broken"]),
+    st.binary(max_size=64),
+)
+
+
+@st.composite
+def gitignore_line(draw):
+    kind = draw(st.sampled_from(["pattern", "pattern", "pattern", "comment", "blank"]))
+    if kind == "comment":
+        return "# " + draw(segment)
+    if kind == "blank":
+        return draw(st.sampled_from(["", "   ", "\t"]))
+    segs = draw(st.lists(st.one_of(segment, st.sampled_from(GLOBS)), min_size=1, max_size=3))
+    line = "/".join(segs)
+    if draw(st.booleans()):
+        line += "/"
+    if draw(st.integers(0, 4)) == 0:
+        line = "/" + line
+    if draw(st.integers(0, 3)) == 0:
+        line = "!" + line
+    if draw(st.integers(0, 5)) == 0:
+        line += "  "
+    return line
+
+
+def build_tree(root: Path, entries, gitignore_lines) -> None:
+    if gitignore_lines is not None:
+        (root / ".gitignore").write_text("\n".join(gitignore_lines) + "\n", encoding="utf-8")
+    for parts, kind, data in entries:
+        path = root.joinpath(*parts)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists() or path.is_symlink():
+                continue
+            if kind == "file":
+                path.write_bytes(data)
+            elif kind == "dir":
+                path.mkdir()
+            elif kind == "link_file":
+                target = root / "linked_target.py"
+                if not target.exists():
+                    target.write_bytes(b"target")
+                os.symlink(os.path.relpath(target, path.parent), path)
+            elif kind == "link_dir":
+                target = root / "linked_dir"
+                (target / "inner").mkdir(parents=True, exist_ok=True)
+                (target / "inner" / "f.py").write_bytes(b"inner")
+                os.symlink(os.path.relpath(target, path.parent), path)
+            else:
+                os.symlink("does-not-exist", path)
+        except (NotADirectoryError, FileExistsError, IsADirectoryError, FileNotFoundError):
+            continue  # a file already stands where a directory is needed
+
+
+def _outcome(fn):
+    try:
+        return ("ok", fn())
+    except Exception as e:  # noqa: BLE001 - compared by type below
+        return ("error", type(e))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    entries=st.lists(tree_entry, max_size=25),
+    lines=st.one_of(st.none(), st.lists(gitignore_line(), max_size=8)),
+)
+def test_generated_trees_match_flash(tmp_path_factory, entries, lines):
+    root = tmp_path_factory.mktemp("tree")
+    build_tree(root, entries, lines)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        flash_spec = _outcome(lambda: flash_ignore.load_ignore_patterns(root))
+    native_spec = _outcome(lambda: native_ignore.load_ignore_patterns(root))
+    if flash_spec[0] == "error":
+        base = ValueError if issubclass(flash_spec[1], ValueError) else re.error
+        assert native_spec[0] == "error" and issubclass(native_spec[1], base)
+        return
+    assert native_spec[0] == "ok"
+    expected = flash_ignore.get_file_tree(root, flash_spec[1])
+    got = native_ignore.get_file_tree(root, native_spec[1])
+    assert [str(p) for p in got] == [str(p) for p in expected]
+    assert native.fingerprint_project(root) == flash_fingerprint(root, expected)
