@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import re
 import stat
@@ -766,9 +767,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord(record.__dict__)
+        record.levelname = record.levelname.lower()
+        return super().format(record)
+
+
+def _route_library_warnings() -> None:
+    """The native modules log flash's warnings (unreadable directory skipped,
+    leftover .flashignore, unreadable .gitignore): show them as our warning
+    lines on stderr."""
+    logger = logging.getLogger("runpod_flash_native")
+    if any(getattr(h, "_rfn_cli", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LowerLevelFormatter(f"{PROG}: %(levelname)s: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    handler._rfn_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors: argparse prints usage, exits 2
+    _route_library_warnings()
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -201,8 +201,26 @@ def test_not_a_directory(project: Path):
 
 
 def test_bad_gitignore_pattern_names_the_file(project: Path):
+    write_manifest(project, "0" * 64)
     (project / ".gitignore").write_text("*.bin\n!\n")
-    assert_one_line_error(run("fingerprint", project), str(project / ".gitignore"))
+    for command in ("fingerprint", "files", "status"):
+        assert_one_line_error(run(command, project), str(project / ".gitignore"), "line 2")
+
+
+def test_symlink_loop_names_the_link(project: Path):
+    (project / "pkg" / "up").symlink_to("..", target_is_directory=True)
+    assert_one_line_error(run("files", project), str(project / "pkg" / "up"))
+    assert_one_line_error(run("fingerprint", project), str(project / "pkg" / "up"))
+
+
+def test_library_warnings_are_warning_lines(project: Path):
+    write(project, ".flashignore", "*.log\n")
+    proc = run("files", project)
+    assert proc.returncode == 0
+    assert proc.stderr.splitlines() == [
+        f"{PROG}: warning: .flashignore is no longer supported; patterns are now built-in. "
+        "Move any custom patterns to .gitignore and delete .flashignore."
+    ]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads unreadable files")
