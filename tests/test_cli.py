@@ -223,14 +223,45 @@ def test_library_warnings_are_warning_lines(project: Path):
     ]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads unreadable files")
-def test_unreadable_file_names_it(project: Path):
+def run_inprocess(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI's main() in this process, stdout/stderr captured. For the
+    permission tests: they run in a child forked as nobody (conftest's
+    `unprivileged`), which cannot exec this interpreter under /root."""
+    import io
+
+    from runpod_flash_native import cli
+
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        code = cli.main([str(a) for a in args])
+    finally:
+        sys.stdout, sys.stderr = saved
+    texts = []
+    for stream in (out, err):
+        stream.flush()
+        texts.append(stream.buffer.getvalue().decode("utf-8"))
+    return subprocess.CompletedProcess(list(args), code, texts[0], texts[1])
+
+
+def test_unreadable_file_names_it(project: Path, unprivileged):
     target = project / "pkg/util.py"
     target.chmod(0)
-    try:
-        assert_one_line_error(run("fingerprint", project), str(target))
-    finally:
-        target.chmod(0o644)
+    proc = unprivileged(lambda: run_inprocess("fingerprint", project))
+    assert_one_line_error(proc, str(target), "Permission denied")
+
+
+def test_unreadable_directory_is_skipped_with_a_warning(project: Path, unprivileged):
+    # flash skips an unreadable directory with a warning; so do we
+    (project / "pkg/deep").chmod(0)
+    proc = unprivileged(lambda: run_inprocess("files", project))
+    assert proc.returncode == 0, proc.stderr
+    assert "pkg/deep/data.json" not in proc.stdout and "pkg/util.py" in proc.stdout
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{PROG}: warning: Permission denied: "), proc.stderr
+    assert str(project / "pkg/deep") in lines[0]
 
 
 def test_non_utf8_file_name_is_named(project: Path):
