@@ -431,3 +431,33 @@ def test_e2e_flash_build_vs_flash_native_build(tmp_path):
     report = json.loads(status.stdout)
     assert report["current_fingerprint"] == flash_manifest["source_fingerprint"]
     assert [w["path"] for w in report["warnings"]] == [".env.production"]
+
+
+DISCOVER = """\
+import json, sys
+from pathlib import Path
+if sys.argv[1] == "native":
+    import runpod_flash_native
+    assert runpod_flash_native.patch_flash()
+from runpod_flash.cli.commands import run
+resources = run._discover_resources(Path.cwd())
+print("RESOURCES " + json.dumps(sorted(r.name for r in resources)))
+print("WALK " + run.get_file_tree.__module__)
+"""
+
+
+def test_flash_dev_discovery_same_with_patch(tmp_path):
+    """`flash dev` finds its resources through the patched run.py call sites."""
+    root = _make_app(tmp_path)
+    seen = {}
+    for mode in ("flash", "native"):
+        proc = subprocess.run(
+            [sys.executable, "-c", DISCOVER, mode], cwd=root, env=_env(),
+            capture_output=True, text=True, timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line.startswith(("RESOURCES ", "WALK ")))
+        seen[mode] = json.loads(lines["RESOURCES"])
+        assert lines["WALK"] == ("runpod_flash_native.ignore" if mode == "native" else "runpod_flash.cli.utils.ignore")
+    assert seen["native"] == seen["flash"]
+    assert len(seen["flash"]) == 3
