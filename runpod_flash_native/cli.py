@@ -631,9 +631,7 @@ def _load_deployment():
 
 
 def _fmt_value(value: Any) -> str:
-    if value is None:
-        return "(absent)"
-    return json.dumps(value, sort_keys=True)
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -657,49 +655,36 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _print_plan(data: dict[str, Any]) -> None:
-    def names(key: str) -> list[str]:
-        value = data.get(key) or []
-        return sorted(value) if not isinstance(value, dict) else sorted(value)
-
-    provision, update, reuse, delete = (names(k) for k in ("provision", "update", "reuse", "delete"))
+    provision, update, reuse, delete = (list(data.get(k) or ()) for k in ("provision", "update", "reuse", "delete"))
+    adopted = set(data.get("adopted") or ())
     reasons = data.get("reasons") or {}
     _out(
         f"plan: {len(provision)} to provision, {len(update)} to update, "
         f"{len(reuse)} to reuse, {len(delete)} to delete"
     )
     for name in provision:
-        _out(f"  provision  {name}  (not in the state manifest)")
+        _out(f"  provision  {name}  (not in the deployed manifest)")
     for name in update:
         _out(f"  update     {name}")
-        for line in _reason_lines(reasons.get(name)):
-            _out(f"               {line}")
+        for change in reasons.get(name) or ():
+            _out(f"               {_change_line(change)}")
     for name in reuse:
-        _out(f"  reuse      {name}")
+        note = "  (adopted: deployed without a source fingerprint)" if name in adopted else ""
+        _out(f"  reuse      {name}{note}")
     for name in delete:
-        _out(f"  delete     {name}  (no longer in the local manifest)")
+        _out(f"  delete     {name}  (not in the local manifest; flash 1.21 only logs it)")
 
 
-def _reason_lines(reason: Any) -> list[str]:
-    if reason is None:
-        return []
-    if isinstance(reason, str):
-        return [reason]
-    if isinstance(reason, list):
-        out = []
-        for r in reason:
-            out.extend(_reason_lines(r))
-        return out
-    if isinstance(reason, dict):
-        if "field" in reason:
-            return [f"{reason['field']}: {_fmt_value(reason.get('old'))} -> {_fmt_value(reason.get('new'))}"]
-        out = []
-        for key, value in reason.items():
-            if isinstance(value, dict) and ("old" in value or "new" in value):
-                out.append(f"{key}: {_fmt_value(value.get('old'))} -> {_fmt_value(value.get('new'))}")
-            else:
-                out.extend(f"{key}: {line}" for line in _reason_lines(value)) if isinstance(value, (list, dict)) else out.append(f"{key}: {value}")
-        return out
-    return [str(reason)]
+def _change_line(change: dict[str, Any]) -> str:
+    kind = change.get("kind")
+    if kind == "endpoint_missing":
+        return "no endpoint in the deployed manifest"
+    field = change.get("field") or "<whole config>"
+    if kind == "added":
+        return f"{field}: added {_fmt_value(change.get('new'))}"
+    if kind == "removed":
+        return f"{field}: removed (was {_fmt_value(change.get('old'))})"
+    return f"{field}: {_fmt_value(change.get('old'))} -> {_fmt_value(change.get('new'))}"
 
 
 # --------------------------------------------------------------------------

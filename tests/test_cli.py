@@ -451,3 +451,90 @@ def test_plan_missing_manifest(tmp_path: Path):
     local = write(tmp_path, "local.json", "{}")
     bad = write(tmp_path, "bad.json", "{")
     assert_one_line_error(run("plan", local, bad), str(bad))
+
+
+def _plan_manifests(tmp_path: Path) -> tuple[Path, Path]:
+    fp = "f" * 64
+
+    def cfg(**extra):
+        return {"resource_type": "LiveServerless", "workersMax": 1, **extra}
+
+    local = {
+        "source_fingerprint": fp,
+        "resources": {
+            "api": cfg(workersMax=3),
+            "same": cfg(),
+            "fresh": cfg(),
+            "lost": cfg(),
+            "legacy": cfg(),
+            "client": cfg(client_mode=True),
+        },
+    }
+    deployed_env = {"env": {"_FLASH_SOURCE_FINGERPRINT": fp}}
+    state = {
+        "resources": {
+            "api": cfg(**deployed_env, endpoint_id="ep-api"),
+            "same": cfg(**deployed_env, endpoint_id="ep-same"),
+            "lost": cfg(**deployed_env),
+            "legacy": cfg(endpoint_id="ep-legacy"),  # deployed before fingerprints
+            "client": cfg(client_mode=True),
+            "gone": cfg(**deployed_env),
+        },
+        "resources_endpoints": {n: f"https://{n}" for n in ("api", "same", "legacy", "client", "gone")},
+    }
+    return (
+        write(tmp_path, "local.json", json.dumps(local)),
+        write(tmp_path, "state.json", json.dumps(state)),
+    )
+
+
+def _needs_planner():
+    deployment = pytest.importorskip("runpod_flash_native.deployment")
+    if not hasattr(deployment, "plan_reconciliation"):
+        pytest.skip("runpod_flash_native.deployment.plan_reconciliation not merged yet")
+
+
+def test_plan_json_and_text(tmp_path: Path):
+    _needs_planner()
+    local, state = _plan_manifests(tmp_path)
+    proc = run("plan", "--json", local, state)
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert plan["provision"] == ["fresh"]
+    assert plan["update"] == ["api", "legacy", "lost"]
+    assert plan["reuse"] == ["client", "same"]
+    assert plan["delete"] == ["gone"]
+    assert plan["reasons"]["api"] == [
+        {"kind": "changed", "field": "workersMax", "path": ["workersMax"], "old": 1, "new": 3}
+    ]
+    assert [r["kind"] for r in plan["reasons"]["lost"]] == ["endpoint_missing"]
+    assert plan["reasons"]["legacy"][0]["field"] == "env"
+
+    text = run("plan", local, state)
+    assert text.returncode == 0, text.stderr
+    out = text.stdout
+    assert out.splitlines()[0] == "plan: 1 to provision, 3 to update, 2 to reuse, 1 to delete"
+    assert "workersMax: 1 -> 3" in out
+    assert "no endpoint in the deployed manifest" in out
+    assert "provision  fresh" in out and "delete     gone" in out and "reuse      same" in out
+    # the input files are not modified (the planner injects into its own copy)
+    assert "_FLASH_SOURCE_FINGERPRINT" not in local.read_text()
+
+
+def test_plan_adopt_missing_fingerprint(tmp_path: Path):
+    _needs_planner()
+    local, state = _plan_manifests(tmp_path)
+    plan = json.loads(run("plan", "--json", "--adopt-missing-fingerprint", local, state).stdout)
+    assert plan["update"] == ["api", "lost"]
+    assert "legacy" in plan["reuse"] and plan["adopted"] == ["legacy"]
+    text = run("plan", "--adopt-missing-fingerprint", local, state).stdout
+    assert "reuse      legacy  (adopted" in text
+
+
+def test_plan_bad_manifest_shape(tmp_path: Path):
+    _needs_planner()
+    local = write(tmp_path, "local.json", json.dumps({"resources": {"a": "not a dict"}}))
+    state = write(tmp_path, "state.json", json.dumps({"resources": {}}))
+    assert_one_line_error(run("plan", local, state), str(local))
+    array = write(tmp_path, "array.json", "[]")
+    assert_one_line_error(run("plan", local, array), str(array), "JSON object")
