@@ -333,6 +333,75 @@ rfn_run_program(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, s
     return 0;   /* unreachable: every program ends with END_OPT or END_DIR */
 }
 
+/* What the final token of a program is asked. */
+enum rfn_final_mode {
+    RFN_FINAL_FULL,     /* match_file(): a "/" anywhere, or (END_OPT) the end */
+    RFN_FINAL_TAIL,     /* the walk: only the entry's own end, see rfn_matcher_walk_entry */
+};
+
+/* RFN_FINAL_TAIL: the program's final in-set, read at the entry's end only.
+ * *at_end: the path itself matches there (END_OPT: at n, or at n-1 before a
+ * final "\n"); *slash_after: it would match with a "/" appended at n (what a
+ * directory passes on to everything below it). Quick reject: a program ending
+ * in a literal needs that literal to end at n, or at n-1 before a "\n". */
+static void
+rfn_run_tail(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, size_t n,
+             const rfn_scratch *sc, int *at_end, int *slash_after)
+{
+    *at_end = *slash_after = 0;
+    const rfn_tok *last = &m->toks[pat->tok_off + pat->ntok - 1];
+    int nl_end = last->op == RFN_OP_END_OPT && n >= 1 && cps[n - 1] == '\n';
+    if (pat->ntok >= 2 && last[-1].op == RFN_OP_STR) {
+        const rfn_tok *lit = last - 1;
+        size_t k = lit->len;
+        int ok = k <= n && memcmp(cps + n - k, m->pool + lit->off, k * sizeof(uint32_t)) == 0;
+        if (!ok && nl_end) {
+            ok = k <= n - 1
+                 && memcmp(cps + n - 1 - k, m->pool + lit->off, k * sizeof(uint32_t)) == 0;
+        }
+        if (!ok) {
+            return;
+        }
+    }
+    size_t *in = sc->a, *out = sc->b, nin = 1;
+    in[0] = 0;
+    for (size_t k = 0; k < pat->ntok; k++) {
+        const rfn_tok *t = &m->toks[pat->tok_off + k];
+        size_t nout;
+        switch (t->op) {
+        case RFN_OP_END_OPT:
+        case RFN_OP_END_DIR: {
+            /* in is sorted and holds positions <= n */
+            int has_n = in[nin - 1] == n;
+            int has_n1 = nl_end && (in[nin - 1] == n - 1 || (nin >= 2 && in[nin - 2] == n - 1));
+            *slash_after = has_n;
+            *at_end = t->op == RFN_OP_END_OPT && (has_n || has_n1);
+            return;
+        }
+        case RFN_OP_LEAD:
+            nout = rfn_step_lead(cps, n, out);
+            break;
+        case RFN_OP_INNER:
+            nout = rfn_step_inner(cps, n, in, nin, out, sc->mark);
+            break;
+        case RFN_OP_STAR:
+        case RFN_OP_PLUS:
+            nout = rfn_step_run(cps, n, in, nin, out, t->op == RFN_OP_PLUS);
+            break;
+        default:
+            nout = rfn_step_fixed(m, t, cps, n, in, nin, out);
+            break;
+        }
+        if (nout == 0) {
+            return;
+        }
+        size_t *tmp = in;
+        in = out;
+        out = tmp;
+        nin = nout;
+    }
+}
+
 static int
 rfn_pat_matches(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, size_t n,
                 const rfn_scratch *sc)
@@ -429,6 +498,138 @@ rfn_matcher_ignores(const rfn_matcher *m, const uint32_t *cps, size_t n)
         PyMem_RawFree(mem);
     }
     return r;
+}
+
+/* ---- matching during a walk, one level at a time ------------------------------
+ *
+ * A program's in-set at position q depends only on cps[0..q): every step reads
+ * the path left to right. So "pattern i matches with its final token at a "/"
+ * inside P" is a property of the directory P alone, inherited by everything
+ * below it. A directory keeps one bit per pattern,
+ *
+ *   bits_i(P) = pattern i succeeds at some "/" of P + "/",
+ *
+ * and an entry E = P/name (names hold no "/") matches pattern i exactly when
+ * bits_i(P) is set or pattern i succeeds at E's own end. Only that end is
+ * examined, in O(1) for a program ending in a literal (every built-in
+ * pattern): a walk over a tree 10,000 directories deep costs what its
+ * entries cost, not their depth squared. */
+
+size_t
+rfn_matcher_bits_len(const rfn_matcher *m)
+{
+    return (m->npats + 7) / 8;
+}
+
+static int
+rfn_bit(const unsigned char *bits, size_t i)
+{
+    return bits != NULL && (bits[i / 8] >> (i % 8)) & 1;
+}
+
+static void
+rfn_set_bit(unsigned char *bits, size_t i)
+{
+    bits[i / 8] = (unsigned char)(bits[i / 8] | (1u << (i % 8)));
+}
+
+/* Per-call scratch for n code points: on the stack, or PyMem_RawMalloc'd. */
+typedef struct {
+    size_t stack_mem[RFN_MATCH_STACK_BYTES / sizeof(size_t)];
+    void *mem;
+    rfn_scratch sc;
+} rfn_scratch_holder;
+
+static int
+rfn_scratch_open(rfn_scratch_holder *h, size_t n)
+{
+    h->mem = h->stack_mem;
+    if (!rfn_scratch_fits(n)) {
+        return -1;
+    }
+    if (rfn_scratch_bytes(n) > sizeof(h->stack_mem)
+        && (h->mem = PyMem_RawMalloc(rfn_scratch_bytes(n))) == NULL) {
+        return -1;
+    }
+    rfn_scratch_init(&h->sc, h->mem, n);
+    return 0;
+}
+
+static void
+rfn_scratch_close(rfn_scratch_holder *h)
+{
+    if (h->mem != h->stack_mem) {
+        PyMem_RawFree(h->mem);
+    }
+}
+
+int
+rfn_matcher_walk_entry(const rfn_matcher *m, const uint32_t *cps, size_t n,
+                       const unsigned char *parent_bits, unsigned char *child_bits)
+{
+    rfn_scratch_holder h;
+    if (rfn_scratch_open(&h, n) < 0) {
+        return -1;
+    }
+    if (child_bits != NULL) {
+        memset(child_bits, 0, rfn_matcher_bits_len(m));
+    }
+    int result = -2;    /* undecided */
+    for (size_t i = m->npats; i-- > 0;) {
+        const rfn_pat *pat = &m->pats[i];
+        int matched, below;
+        if (rfn_bit(parent_bits, i)) {
+            matched = below = 1;
+        } else if (pat->kind == RFN_KIND_PROGRAM) {
+            rfn_run_tail(m, pat, cps, n, &h.sc, &matched, &below);
+        } else {
+            /* "." and "/" anywhere: P + "/" holds a "/" (not "\n"), so the
+             * bit is always set below the base; at the base, E is the name. */
+            matched = 0;
+            for (size_t k = 0; k < n && !matched; k++) {
+                matched = pat->kind == RFN_KIND_ANY_CHAR ? cps[k] != '\n' : cps[k] == '/';
+            }
+            below = 1;
+        }
+        if (matched && result == -2) {
+            result = pat->include;
+            if (child_bits == NULL) {
+                break;
+            }
+        }
+        if (below && child_bits != NULL) {
+            rfn_set_bit(child_bits, i);
+        }
+    }
+    rfn_scratch_close(&h);
+    return result == -2 ? 0 : result;
+}
+
+int
+rfn_matcher_prefix_bits(const rfn_matcher *m, const uint32_t *cps, size_t n,
+                        unsigned char *bits)
+{
+    /* Level by level: each "/"-separated part of cps is an entry under the
+     * parts before it. Quadratic in the number of parts, but run once per
+     * walk, on the walk root's own path. */
+    size_t len = rfn_matcher_bits_len(m);
+    unsigned char *parent = PyMem_RawMalloc(len ? len : 1);
+    if (parent == NULL) {
+        return -1;
+    }
+    int have_parent = 0, rc = 0;
+    for (size_t end = 0; end <= n && rc == 0; end++) {
+        if (end < n && cps[end] != '/') {
+            continue;
+        }
+        if (rfn_matcher_walk_entry(m, cps, end, have_parent ? parent : NULL, bits) < 0) {
+            rc = -1;
+        }
+        memcpy(parent, bits, len);
+        have_parent = 1;
+    }
+    PyMem_RawFree(parent);
+    return rc;
 }
 
 /* ---- compiling ---------------------------------------------------------------- */
@@ -1240,12 +1441,92 @@ rfn_match_fsbytes_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyBool_FromLong(r);
 }
 
+/* _match_walk(spec, prefix, parts): the walk's level-by-level decisions for
+ * prefix/parts[0], prefix/parts[0]/parts[1], ... (parts are raw names). */
+static PyObject *
+rfn_match_walk_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3 || !PyUnicode_Check(args[1]) || !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "_match_walk(spec, prefix: str, parts: list[bytes])");
+        return NULL;
+    }
+    const rfn_matcher *m = rfn_ignorespec_matcher(args[0]);
+    if (m == NULL) {
+        return NULL;
+    }
+    PyObject *parts = args[2];
+    Py_ssize_t nparts = PyList_GET_SIZE(parts);
+    size_t total = (size_t)PyUnicode_GET_LENGTH(args[1]) + 1;
+    for (Py_ssize_t i = 0; i < nparts; i++) {
+        PyObject *b = PyList_GET_ITEM(parts, i);
+        if (!PyBytes_Check(b) || memchr(PyBytes_AS_STRING(b), '/', (size_t)PyBytes_GET_SIZE(b))) {
+            PyErr_SetString(PyExc_ValueError, "parts must be bytes without '/'");
+            return NULL;
+        }
+        total += (size_t)PyBytes_GET_SIZE(b) + 1;
+    }
+    size_t blen = rfn_matcher_bits_len(m) ? rfn_matcher_bits_len(m) : 1;
+    uint32_t *cps = PyMem_New(uint32_t, total);
+    unsigned char *bits = PyMem_Malloc(2 * blen);
+    PyObject *out = PyList_New(0);
+    if (cps == NULL || bits == NULL || out == NULL) {
+        PyMem_Free(cps);
+        PyMem_Free(bits);
+        Py_XDECREF(out);
+        return PyErr_NoMemory();
+    }
+    unsigned char *parent = NULL, *child = bits;
+    size_t n = 0;
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(args[1]); i++) {
+        cps[n++] = PyUnicode_READ_CHAR(args[1], i);
+    }
+    if (n > 0) {
+        if (rfn_matcher_prefix_bits(m, cps, n, child) < 0) {
+            goto nomem;
+        }
+        parent = child;
+        child = bits + blen;
+    }
+    for (Py_ssize_t i = 0; i < nparts; i++) {
+        PyObject *b = PyList_GET_ITEM(parts, i);
+        if (n > 0) {
+            cps[n++] = '/';
+        }
+        n += rfn_fsdecode_cps((const unsigned char *)PyBytes_AS_STRING(b),
+                              (size_t)PyBytes_GET_SIZE(b), cps + n);
+        int r = rfn_matcher_walk_entry(m, cps, n, parent, NULL);
+        if (r < 0 || rfn_matcher_walk_entry(m, cps, n, parent, child) < 0) {
+            goto nomem;
+        }
+        if (PyList_Append(out, r ? Py_True : Py_False) < 0) {
+            goto error;
+        }
+        parent = child;
+        child = parent == bits ? bits + blen : bits;
+    }
+    PyMem_Free(cps);
+    PyMem_Free(bits);
+    return out;
+nomem:
+    PyErr_NoMemory();
+error:
+    PyMem_Free(cps);
+    PyMem_Free(bits);
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef rfn_ignore_functions[] = {
     {"_fsdecode", rfn_fsdecode_py, METH_O,
      "_fsdecode(raw, /)\n--\n\nTest hook: rfn_fsdecode_cps() (os.fsdecode) as a str."},
     {"_match_fsbytes", (PyCFunction)(void (*)(void))rfn_match_fsbytes_py, METH_FASTCALL,
      "_match_fsbytes(spec, raw, /)\n--\n\n"
      "Test hook: rfn_fsdecode_cps() then rfn_matcher_ignores() without the GIL."},
+    {"_match_walk", (PyCFunction)(void (*)(void))rfn_match_walk_py, METH_FASTCALL,
+     "_match_walk(spec, prefix, parts, /)\n--\n\n"
+     "Test hook: the walk's level-by-level decisions (rfn_matcher_walk_entry) for\n"
+     "prefix/parts[0], prefix/parts[0]/parts[1], ..."},
     {"compile_ignore_patterns", (PyCFunction)(void (*)(void))rfn_compile_ignore_patterns,
      METH_VARARGS | METH_KEYWORDS,
      "compile_ignore_patterns(patterns, origins=None)\n--\n\n"

@@ -20,6 +20,7 @@
 
 #define RFN_MODULE_NAME "runpod_flash_native._fingerprint"
 #define RFN_SHA256_LEN 32
+#define RFN_DIFF_NOBJ 16            /* objects diff.c keeps in the module state */
 
 typedef struct {
     EVP_MD *sha256;                 /* fetched once at import, freed at m_free */
@@ -28,6 +29,7 @@ typedef struct {
     PyObject *InvalidPatternError;  /* ValueError: pathspec rejects the pattern */
     PyObject *PatternRegexError;    /* re.error: pathspec's regex fails to compile */
     PyTypeObject *IgnoreSpecType;
+    PyObject *diff_objs[RFN_DIFF_NOBJ];  /* diff.c: interned keys, RUNTIME_RESOURCE_FIELDS */
 } rfn_state;
 
 extern PyModuleDef rfn_module_def;
@@ -53,6 +55,10 @@ int rfn_sources_exec(PyObject *module);
 int rfn_ignore_exec(PyObject *module);
 int rfn_walk_exec(PyObject *module);
 int rfn_diff_exec(PyObject *module);
+
+/* GC support for the objects diff.c keeps in the state. */
+int rfn_diff_traverse(rfn_state *st, visitproc visit, void *arg);
+void rfn_diff_clear(rfn_state *st);
 
 /* ---- hash.c: the fingerprint stream ------------------------------------ */
 
@@ -148,6 +154,21 @@ typedef struct rfn_matcher rfn_matcher;
  * ~900 code points is on the stack; longer ones take PyMem_RawMalloc, and
  * only if that fails the result is -1 (treat as out of memory). */
 int rfn_matcher_ignores(const rfn_matcher *m, const uint32_t *cps, size_t n);
+
+/* Matching during a walk, one directory level at a time (see ignore.c): a
+ * directory carries rfn_matcher_bits_len() bytes of bits its entries inherit.
+ * rfn_matcher_walk_entry() decides the entry at cps[0..n) (its whole path
+ * relative to the base, its name last, no "/" in the name) under a directory
+ * with parent_bits (NULL for an entry directly in the base), returning 1
+ * (ignored), 0 (kept) or -1 (out of memory); with child_bits non-NULL it also
+ * fills the bits the entry passes on if it is a directory. Safe without the
+ * GIL. rfn_matcher_prefix_bits() fills the bits of a walk root whose path
+ * relative to the base is cps[0..n) (n > 0). */
+size_t rfn_matcher_bits_len(const rfn_matcher *m);
+int rfn_matcher_walk_entry(const rfn_matcher *m, const uint32_t *cps, size_t n,
+                           const unsigned char *parent_bits, unsigned char *child_bits);
+int rfn_matcher_prefix_bits(const rfn_matcher *m, const uint32_t *cps, size_t n,
+                            unsigned char *bits);
 
 /* The matcher inside an IgnoreSpec object, or NULL (TypeError set). */
 const rfn_matcher *rfn_ignorespec_matcher(PyObject *spec);

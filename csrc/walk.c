@@ -86,16 +86,24 @@ typedef struct {
     uint32_t first_child;     /* directories: first kept child, listing order */
     uint32_t last_child;
     uint8_t is_dir, via_symlink, key_is_utf8;
-    /* directories only, filled when listed */
-    const char *path;         /* full path for open(), NUL-terminated */
-    const char *rel;          /* relative to the walk root, surrogatepass UTF-8 */
-    uint32_t path_len, rel_len;
-    const uint32_t *match_cps;/* path relative to the base, as code points */
-    uint32_t match_len;
+    /* directories only */
+    const char *path;         /* full path, NUL-terminated; built on demand (files */
+    const char *rel;          /* to emit, messages) and kept: NULL until then */
+    uint32_t path_len, rel_len;   /* rel: relative to the walk root, surrogatepass UTF-8 */
+    const unsigned char *bits;/* matcher bits its entries inherit (NULL at the base) */
+    uint32_t match_len;       /* code points of its path relative to the base */
+    uint32_t depth;
+    uint32_t pending_dirs;    /* while fd is held: child directories not opened yet */
+    int fd;                   /* held open so children open relative to it, or -1 */
     uint8_t rel_is_utf8;
     dev_t dev;
     ino_t ino;
 } rfn_node;
+
+/* Directories held open at once (per walk) so that their child directories
+ * open relative to them: a chain of any depth needs two. Past the cap, a
+ * directory opens by its full path. */
+#define RFN_MAX_HELD_FDS 32
 
 enum rfn_walk_failure {
     RFN_WALK_OK = 0,
@@ -122,8 +130,13 @@ typedef struct {
     size_t nstack, cap_stack;
     uint32_t *kids;                 /* scratch: kept children of one directory */
     size_t cap_kids;
-    uint32_t *scratch_cps;          /* scratch: code points of one entry's match path */
-    size_t cap_scratch;
+    uint32_t *scratch_cps;          /* the listed directory's match path (code points */
+    size_t cap_scratch;             /* relative to the base), then one entry's name */
+    uint32_t *chain;                /* chain[k]: the depth-k directory whose match */
+    size_t cap_chain, chain_top;    /* path prefixes scratch_cps, k <= chain_top */
+    uint32_t *up;                   /* scratch: ancestors to re-enter */
+    size_t cap_up;
+    size_t held_fds;
 
     rfn_warning *warnings;
     size_t nwarnings, cap_warnings;
@@ -291,6 +304,8 @@ rfn_join(rfn_walk *w, const char *parent, size_t plen, const char *name, size_t 
     return p;
 }
 
+static int rfn_walk_dir_strings(rfn_walk *w, uint32_t d);
+
 /* ---- the source feed ------------------------------------------------------ */
 
 static const rfn_source *
@@ -324,6 +339,9 @@ rfn_walk_emit(rfn_walk *w, uint32_t n)
 {
     if (w->feed_stopped) {
         return 0;
+    }
+    if (rfn_walk_dir_strings(w, w->nodes[n].parent) < 0) {
+        return -1;
     }
     const rfn_node *file = &w->nodes[n], *dir = &w->nodes[file->parent];
     rfn_source src;
@@ -374,6 +392,7 @@ rfn_walk_new_node(rfn_walk *w)
     rfn_node *n = &w->nodes[w->nnodes];
     memset(n, 0, sizeof(*n));
     n->parent = n->next = n->first_child = n->last_child = RFN_NONE;
+    n->fd = -1;
     return (uint32_t)w->nnodes++;
 }
 
@@ -403,28 +422,137 @@ rfn_walk_find_cycle(const rfn_walk *w, uint32_t dir)
     return RFN_NONE;
 }
 
-/* Fill the path fields of directory node d from its parent. */
+/* Build (and keep on the node) the path and rel of directory d from its
+ * ancestors' names, the way rfn_join would have joined them level by level:
+ * the root's path "." vanishes, no "/" after a root ending in "/". */
 static int
-rfn_walk_dir_paths(rfn_walk *w, uint32_t d)
+rfn_walk_dir_strings(rfn_walk *w, uint32_t d)
 {
+    if (w->nodes[d].path != NULL) {
+        return 0;
+    }
+    size_t plen = 0, rlen = 0;
+    uint32_t a = d;
+    while (w->nodes[a].path == NULL) {
+        plen += w->nodes[a].name_len + 1;
+        rlen += w->nodes[a].key_len + 1;
+        a = w->nodes[a].parent;
+    }
+    const rfn_node *an = &w->nodes[a];
+    size_t pbase = an->path_len == 1 && an->path[0] == '.' ? 0 : an->path_len;
+    size_t psep = pbase > 0 && an->path[pbase - 1] != '/';
+    size_t rbase = an->rel_len;
+    size_t rsep = rbase > 0 && an->rel[rbase - 1] != '/';
+    size_t ptotal = pbase + psep + plen - 1, rtotal = rbase + rsep + rlen - 1;
+    if (ptotal >= UINT32_MAX || rtotal >= UINT32_MAX) {
+        return -1;
+    }
+    char *path = rfn_arena_alloc(&w->arena, ptotal + 1);
+    char *rel = rfn_arena_alloc(&w->arena, rtotal + 1);
+    if (path == NULL || rel == NULL) {
+        return -1;
+    }
+    an = &w->nodes[a];
+    size_t po = ptotal, ro = rtotal;
+    path[po] = rel[ro] = '\0';
+    for (uint32_t x = d; x != a; x = w->nodes[x].parent) {
+        const rfn_node *xn = &w->nodes[x];
+        po -= xn->name_len;
+        memcpy(path + po, xn->name, xn->name_len);
+        ro -= xn->key_len;
+        memcpy(rel + ro, xn->key, xn->key_len);
+        if (xn->parent != a) {
+            path[--po] = '/';
+            rel[--ro] = '/';
+        }
+    }
+    memcpy(path, an->path, pbase);
+    memcpy(rel, an->rel, rbase);
+    if (psep) {
+        path[pbase] = '/';
+    }
+    if (rsep) {
+        rel[rbase] = '/';
+    }
     rfn_node *n = &w->nodes[d];
-    const rfn_node *p = &w->nodes[n->parent];
-    uint32_t len;
-    const char *path = rfn_join(w, p->path, p->path_len, n->name, n->name_len, 1, &len);
-    if (path == NULL) {
-        return -1;
-    }
-    n = &w->nodes[d];
     n->path = path;
-    n->path_len = len;
-    const char *rel = rfn_join(w, p->rel, p->rel_len, n->key, n->key_len, 0, &len);
-    if (rel == NULL) {
+    n->path_len = (uint32_t)ptotal;
+    n->rel = rel;
+    n->rel_len = (uint32_t)rtotal;
+    return 0;
+}
+
+/* Make scratch_cps hold directory d's match path: keep what it shares with
+ * the directory listed before (in a depth-first walk, usually its parent),
+ * re-decode only the rest. */
+static int
+rfn_walk_enter(rfn_walk *w, uint32_t d)
+{
+    size_t nup = 0;
+    uint32_t x = d;
+    while (!(w->nodes[x].depth <= w->chain_top && w->chain[w->nodes[x].depth] == x)) {
+        if (RFN_GROW(w, up, cap_up, nup + 1) < 0) {
+            return -1;
+        }
+        w->up[nup++] = x;
+        x = w->nodes[x].parent;
+    }
+    w->chain_top = w->nodes[x].depth;
+    while (nup > 0) {
+        uint32_t y = w->up[--nup];
+        const rfn_node *yn = &w->nodes[y];
+        size_t o = w->nodes[yn->parent].match_len;
+        if (RFN_GROW(w, scratch_cps, cap_scratch, o + 1 + yn->name_len) < 0
+            || RFN_GROW(w, chain, cap_chain, (size_t)yn->depth + 1) < 0) {
+            return -1;
+        }
+        if (o > 0) {
+            w->scratch_cps[o++] = '/';
+        }
+        rfn_fsdecode_cps((const unsigned char *)yn->name, yn->name_len, w->scratch_cps + o);
+        w->chain[yn->depth] = y;
+        w->chain_top = yn->depth;
+    }
+    return 0;
+}
+
+/* Open directory d for listing: relative to its parent when the parent is
+ * held open (no path resolution from the root: a tree 10,000 deep opens in
+ * linear time), else by its full path. */
+static int
+rfn_walk_open_dir(rfn_walk *w, uint32_t d)
+{
+    const int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+    if (d != 0) {
+        rfn_node *p = &w->nodes[w->nodes[d].parent];
+        if (p->fd >= 0) {
+            int fd = openat(p->fd, w->nodes[d].name, flags);
+            int saved = errno;
+            if (--p->pending_dirs == 0) {
+                close(p->fd);
+                p->fd = -1;
+                w->held_fds--;
+            }
+            errno = saved;
+            return fd;
+        }
+    }
+    if (rfn_walk_dir_strings(w, d) < 0) {
+        errno = ENOMEM;
         return -1;
     }
-    n->rel = rel;
-    n->rel_len = len;
-    n->rel_is_utf8 = p->rel_is_utf8 && n->key_is_utf8;
-    return 0;
+    return rfn_open_long(w->nodes[d].path, flags);
+}
+
+/* Directory d's path for a message or warning, or NULL (out of memory). */
+static const char *
+rfn_walk_dir_path(rfn_walk *w, uint32_t d, size_t *len)
+{
+    if (rfn_walk_dir_strings(w, d) < 0) {
+        return NULL;
+    }
+    *len = w->nodes[d].path_len;
+    return w->nodes[d].path;
 }
 
 /* What stat() says about one non-ignored entry, the way Path.is_file() and
@@ -459,17 +587,15 @@ rfn_walk_entry_type(rfn_walk *w, int dirfd, const struct dirent *de, int searcha
     }
 }
 
-/* Code points of the entry's path relative to the base, in w->scratch_cps. */
+/* Code points of the entry's path relative to the base, in w->scratch_cps
+ * right after its directory's (rfn_walk_enter(w, d) ran). */
 static int
-rfn_walk_match_path(rfn_walk *w, const rfn_node *dir, const char *name, size_t nlen,
-                    size_t *ncps)
+rfn_walk_match_path(rfn_walk *w, uint32_t d, const char *name, size_t nlen, size_t *ncps)
 {
-    size_t need = dir->match_len + 1 + nlen;
-    if (RFN_GROW(w, scratch_cps, cap_scratch, need) < 0) {
+    size_t o = w->nodes[d].match_len;
+    if (RFN_GROW(w, scratch_cps, cap_scratch, o + 1 + nlen) < 0) {
         return -1;
     }
-    size_t o = dir->match_len;
-    memcpy(w->scratch_cps, dir->match_cps, o * sizeof(uint32_t));
     if (o > 0) {
         w->scratch_cps[o++] = '/';
     }
@@ -499,13 +625,21 @@ rfn_walk_add_entry(rfn_walk *w, uint32_t d, const char *name, size_t nlen, int i
         return -1;
     }
     if (is_dir) {
-        uint32_t *cps = rfn_arena_alloc(&w->arena, (ncps ? ncps : 1) * sizeof(uint32_t));
-        if (cps == NULL) {
-            return -1;
+        const rfn_node *dn = &w->nodes[d];
+        n = &w->nodes[c];
+        n->match_len = (uint32_t)ncps;
+        n->depth = dn->depth + 1;
+        n->rel_is_utf8 = dn->rel_is_utf8 && n->key_is_utf8;
+        if (w->matcher != NULL) {
+            const unsigned char *parent_bits = dn->bits;
+            size_t blen = rfn_matcher_bits_len(w->matcher);
+            unsigned char *bits = rfn_arena_alloc(&w->arena, blen ? blen : 1);
+            if (bits == NULL
+                || rfn_matcher_walk_entry(w->matcher, w->scratch_cps, ncps, parent_bits, bits) < 0) {
+                return -1;
+            }
+            w->nodes[c].bits = bits;
         }
-        memcpy(cps, w->scratch_cps, ncps * sizeof(uint32_t));
-        w->nodes[c].match_cps = cps;
-        w->nodes[c].match_len = (uint32_t)ncps;
     }
     rfn_walk_link_child(w, d, c);
     return RFN_GROW(w, kids, cap_kids, w->nnodes) < 0 ? -1 : 0;
@@ -517,23 +651,36 @@ static int
 rfn_walk_list(rfn_walk *w, uint32_t d, size_t *nkids)
 {
     *nkids = 0;
-    if (d != 0 && rfn_walk_dir_paths(w, d) < 0) {
+    size_t ndirs = 0, plen;
+    const char *path;
+    if (rfn_walk_enter(w, d) < 0) {
         goto nomem;
     }
-    int fd = rfn_open_long(w->nodes[d].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = rfn_walk_open_dir(w, d);
     if (fd < 0) {
-        if (errno == EACCES || errno == EPERM) {
-            return rfn_walk_warn(w, w->nodes[d].path, w->nodes[d].path_len, errno) < 0 ? -1 : 0;
+        int err = errno;
+        if (err == ENOMEM || (path = rfn_walk_dir_path(w, d, &plen)) == NULL) {
+            goto nomem;
         }
-        rfn_walk_fail(w, RFN_WALK_OS, errno, w->nodes[d].path, w->nodes[d].path_len);
+        if (err == EACCES || err == EPERM) {
+            if (rfn_walk_warn(w, path, plen, err) < 0) {
+                goto nomem;
+            }
+            return 0;
+        }
+        rfn_walk_fail(w, RFN_WALK_OS, err, path, plen);
         return -1;
     }
     /* "." needs search permission: without it every stat() below fails. */
     struct stat self;
     int searchable = fstatat(fd, ".", &self, 0) == 0;
     if (!searchable && fstat(fd, &self) != 0) {
-        rfn_walk_fail(w, RFN_WALK_OS, errno, w->nodes[d].path, w->nodes[d].path_len);
+        int err = errno;
         close(fd);
+        if ((path = rfn_walk_dir_path(w, d, &plen)) == NULL) {
+            goto nomem;
+        }
+        rfn_walk_fail(w, RFN_WALK_OS, err, path, plen);
         return -1;
     }
     w->nodes[d].dev = self.st_dev;
@@ -541,16 +688,25 @@ rfn_walk_list(rfn_walk *w, uint32_t d, size_t *nkids)
     if (w->nodes[d].via_symlink) {
         uint32_t a = rfn_walk_find_cycle(w, d);
         if (a != RFN_NONE) {
-            rfn_walk_fail(w, RFN_WALK_LOOP, ELOOP, w->nodes[d].path, w->nodes[d].path_len);
-            w->fail_target = rfn_strndup(w->nodes[a].path, w->nodes[a].path_len);
             close(fd);
+            size_t alen;
+            const char *apath = rfn_walk_dir_path(w, a, &alen);
+            if (apath == NULL || (path = rfn_walk_dir_path(w, d, &plen)) == NULL) {
+                goto nomem;
+            }
+            rfn_walk_fail(w, RFN_WALK_LOOP, ELOOP, path, plen);
+            w->fail_target = rfn_strndup(apath, alen);
             return -1;
         }
     }
     DIR *dir = fdopendir(fd);
     if (dir == NULL) {
-        rfn_walk_fail(w, RFN_WALK_OS, errno, w->nodes[d].path, w->nodes[d].path_len);
+        int err = errno;
         close(fd);
+        if ((path = rfn_walk_dir_path(w, d, &plen)) == NULL) {
+            goto nomem;
+        }
+        rfn_walk_fail(w, RFN_WALK_OS, err, path, plen);
         return -1;
     }
     int rc = 0;
@@ -564,7 +720,11 @@ rfn_walk_list(rfn_walk *w, uint32_t d, size_t *nkids)
         struct dirent *de = readdir(dir);
         if (de == NULL) {
             if (errno != 0) {
-                rfn_walk_fail(w, RFN_WALK_OS, errno, w->nodes[d].path, w->nodes[d].path_len);
+                int err = errno;
+                if ((path = rfn_walk_dir_path(w, d, &plen)) == NULL) {
+                    goto nomem_dir;
+                }
+                rfn_walk_fail(w, RFN_WALK_OS, err, path, plen);
                 rc = -1;
             }
             break;
@@ -574,11 +734,12 @@ rfn_walk_list(rfn_walk *w, uint32_t d, size_t *nkids)
             continue;
         }
         size_t nlen = strlen(name), ncps;
-        if (rfn_walk_match_path(w, &w->nodes[d], name, nlen, &ncps) < 0) {
+        if (rfn_walk_match_path(w, d, name, nlen, &ncps) < 0) {
             goto nomem_dir;
         }
         if (w->matcher != NULL) {
-            int ignored = rfn_matcher_ignores(w->matcher, w->scratch_cps, ncps);
+            int ignored = rfn_matcher_walk_entry(w->matcher, w->scratch_cps, ncps,
+                                                 w->nodes[d].bits, NULL);
             if (ignored < 0) {
                 goto nomem_dir;
             }
@@ -589,17 +750,22 @@ rfn_walk_list(rfn_walk *w, uint32_t d, size_t *nkids)
         int via_symlink, type = rfn_walk_entry_type(w, fd, de, searchable, &via_symlink);
         if (type == -1) {
             /* flash: PermissionError from is_file() ends this directory. */
-            if (rfn_walk_warn(w, w->nodes[d].path, w->nodes[d].path_len, errno) < 0) {
+            int err = errno;
+            if ((path = rfn_walk_dir_path(w, d, &plen)) == NULL
+                || rfn_walk_warn(w, path, plen, err) < 0) {
                 goto nomem_dir;
             }
             break;
         }
         if (type == -2) {
+            int err = errno;
             uint32_t len;
-            const char *p = rfn_join(w, w->nodes[d].path, w->nodes[d].path_len, name, nlen, 1,
-                                     &len);
-            rfn_walk_fail(w, RFN_WALK_OS, errno, p ? p : w->nodes[d].path,
-                          p ? len : w->nodes[d].path_len);
+            const char *p = (path = rfn_walk_dir_path(w, d, &plen)) == NULL ? NULL
+                            : rfn_join(w, path, plen, name, nlen, 1, &len);
+            if (p == NULL) {
+                goto nomem_dir;
+            }
+            rfn_walk_fail(w, RFN_WALK_OS, err, p, len);
             rc = -1;
             break;
         }
@@ -610,6 +776,17 @@ rfn_walk_list(rfn_walk *w, uint32_t d, size_t *nkids)
             goto nomem_dir;
         }
         w->kids[(*nkids)++] = (uint32_t)(w->nnodes - 1);
+        ndirs += type == 2;
+    }
+    if (rc == 0 && ndirs > 0 && w->held_fds < RFN_MAX_HELD_FDS) {
+        /* Keep it open for its child directories (a failed dup just means
+         * they open by path). */
+        int keep = fcntl(dirfd(dir), F_DUPFD_CLOEXEC, 3);
+        if (keep >= 0) {
+            w->nodes[d].fd = keep;
+            w->nodes[d].pending_dirs = (uint32_t)ndirs;
+            w->held_fds++;
+        }
     }
     closedir(dir);
     return rc;
@@ -673,7 +850,9 @@ rfn_walk_run(rfn_walk *w)
         if (rfn_walk_list(w, n, &nkids) < 0) {
             return;
         }
-        if (w->sorted) {
+        if (w->sorted && nkids > 1) {
+            /* kids is still NULL while no directory had an entry: qsort_r's
+             * pointer must not be NULL, even for 0 items (UBSan). */
             qsort_r(w->kids, nkids, sizeof(uint32_t), rfn_compare_siblings, w);
         }
         for (size_t i = nkids; i-- > 0;) {
@@ -699,8 +878,17 @@ rfn_walk_thread(void *arg)
 static void
 rfn_walk_dispose(rfn_walk *w)
 {
+    for (size_t i = 0; w->held_fds > 0 && i < w->nnodes; i++) {
+        if (w->nodes[i].fd >= 0) {
+            close(w->nodes[i].fd);
+            w->nodes[i].fd = -1;
+            w->held_fds--;
+        }
+    }
     rfn_arena_free(&w->arena);
     free(w->nodes);
+    free(w->chain);
+    free(w->up);
     free(w->stack);
     free(w->kids);
     free(w->scratch_cps);
@@ -737,21 +925,37 @@ rfn_walk_new(const char *root, size_t root_len, const uint32_t *prefix, size_t p
     w->feed.ctx = w;
     uint32_t root_node = rfn_walk_new_node(w);
     char *path = rfn_arena_alloc(&w->arena, root_len + 1);
-    uint32_t *cps = rfn_arena_alloc(&w->arena, (prefix_len + 1) * sizeof(uint32_t));
-    if (root_node == RFN_NONE || path == NULL || cps == NULL) {
+    unsigned char *bits = NULL;
+    if (matcher != NULL && prefix_len > 0) {
+        size_t blen = rfn_matcher_bits_len(matcher);
+        bits = rfn_arena_alloc(&w->arena, blen ? blen : 1);
+        if (bits != NULL && rfn_matcher_prefix_bits(matcher, prefix, prefix_len, bits) < 0) {
+            bits = NULL;
+        }
+    }
+    if (root_node == RFN_NONE || path == NULL || root_len >= UINT32_MAX
+        || prefix_len >= UINT32_MAX || (matcher != NULL && prefix_len > 0 && bits == NULL)
+        || RFN_GROW(w, scratch_cps, cap_scratch, prefix_len + 1) < 0
+        || RFN_GROW(w, chain, cap_chain, 1) < 0) {
         rfn_walk_dispose(w);
         return NULL;
     }
     memcpy(path, root, root_len);
     path[root_len] = '\0';
-    memcpy(cps, prefix, prefix_len * sizeof(uint32_t));
+    if (prefix_len > 0) {
+        /* prefix is NULL when root is not under the base: memcpy(_, NULL, 0)
+         * is undefined behaviour (UBSan: nonnull-attribute). */
+        memcpy(w->scratch_cps, prefix, prefix_len * sizeof(uint32_t));
+    }
+    w->chain[0] = root_node;
+    w->chain_top = 0;
     rfn_node *r = &w->nodes[root_node];
     r->is_dir = 1;
     r->path = path;
     r->path_len = (uint32_t)root_len;
     r->rel = "";
     r->rel_is_utf8 = 1;
-    r->match_cps = cps;
+    r->bits = bits;
     r->match_len = (uint32_t)prefix_len;
     return w;
 }
@@ -791,6 +995,11 @@ rfn_walk_file_list(rfn_walk *w)
             cur = n->first_child;
             continue;
         }
+        if (rfn_walk_dir_strings(w, n->parent) < 0) {
+            Py_DECREF(list);
+            return PyErr_NoMemory();
+        }
+        n = &w->nodes[cur];
         const rfn_node *dir = &w->nodes[n->parent];
         uint32_t len;
         const char *path = rfn_join(w, dir->path, dir->path_len, n->name, n->name_len, 1, &len);

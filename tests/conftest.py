@@ -68,3 +68,39 @@ def unprivileged(tmp_path):
         return value
 
     return run
+
+
+def remove_deep_tree(root):
+    """Delete a tree of any depth with O(1) open descriptors and no recursion
+    (shutil.rmtree recurses in Python and dies past ~1,000 levels): every
+    directory's children are hoisted up to root level before it is removed."""
+    root = os.fspath(root)
+    counter = 0
+    while True:
+        with os.scandir(root) as it:
+            entries = list(it)
+        if not entries:
+            break
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                os.chmod(entry.path, 0o755)
+                for child in os.listdir(entry.path):
+                    while True:
+                        counter += 1
+                        target = os.path.join(root, f".hoisted-{counter}")
+                        if not os.path.lexists(target):
+                            break
+                    os.rename(os.path.join(entry.path, child), target)
+                os.rmdir(entry.path)
+            else:
+                os.unlink(entry.path)
+    os.rmdir(root)
+
+
+@pytest.fixture
+def deep_tmp(tmp_path):
+    """A directory for trees too deep for pytest's own (recursive) cleanup."""
+    d = tmp_path / "deep"
+    d.mkdir()
+    yield d
+    remove_deep_tree(d)

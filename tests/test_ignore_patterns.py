@@ -70,6 +70,24 @@ def ours_vs_ref(patterns, paths):
             except UnicodeEncodeError:
                 continue
             assert native._match_fsbytes(spec, raw) is expected, (patterns, path)
+        check_walk_levels(ref, spec, path)
+
+
+def check_walk_levels(ref, spec, path):
+    """The walk decides an entry level by level from its parent's bits
+    (rfn_matcher_walk_entry): every split of a walk-shaped path into the walk
+    root's prefix and the names below it must agree with pathspec at each level."""
+    segs = path.split("/")
+    if any(s in ("", ".", "..") for s in segs):
+        return  # never a path the walk builds
+    try:
+        raw = [os.fsencode(s) for s in segs]
+    except UnicodeEncodeError:
+        return
+    for k in range(len(segs)):
+        prefix = "/".join(segs[:k])
+        expected = [ref.match_file("/".join(segs[: i + 1])) for i in range(k, len(segs))]
+        assert native._match_walk(spec, prefix, raw[k:]) == expected, (spec.patterns, prefix, segs)
 
 
 # ---- strategies ------------------------------------------------------------------

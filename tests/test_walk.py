@@ -193,9 +193,10 @@ def test_empty_project(tmp_path):
     assert_same_as_flash(tmp_path)
 
 
-def test_deep_tree_beyond_recursion_and_path_max(tmp_path):
+def test_deep_tree_beyond_recursion_and_path_max(deep_tmp):
     # flash recurses in Python (RecursionError near depth 1000) and its os calls
     # fail past PATH_MAX; the native walk has neither limit.
+    tmp_path = deep_tmp  # pytest's own cleanup recurses: this fixture does not
     depth = 2500
     fd = os.open(tmp_path, os.O_RDONLY)
     try:
