@@ -466,7 +466,20 @@ def machine() -> str:
     ssl = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
     return (f"{model} ({sha_ni}), {os.cpu_count()} cores, {ram} GiB RAM, Linux {platform.release()}, "
             f"Python {platform.python_version()}, {ssl}, "
-            f"file system of the data: {fs_type(Path.cwd())}")
+            f"data on {fs_type(HERE)} (`stat -f`; ext4 reports ext2/ext3)")
+
+
+def code_version() -> str:
+    try:
+        rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "csrc",
+                                "runpod_flash_native", "benchmarks/run.py", "benchmarks/plain_loop.c",
+                                "benchmarks/sha_ref.c", "benchmarks/bench_plan.py"],
+                               capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{rev or 'unknown'}{' + uncommitted changes' if dirty else ''}"
 
 
 def fs_type(path: Path) -> str:
@@ -520,6 +533,7 @@ def report(args, results: dict, t_total: float, t_data: float, speed: str, load0
         f"Command: `{cmd}`",
         "",
         f"Machine: {machine()}.",
+        f"Code: {code_version()}.",
         f"runpod-flash {version('runpod-flash')}, pathspec {version('pathspec')}. "
         f"`openssl speed -bytes 16384 -seconds 3 -evp sha256`: {speed} (cross-check of the SHA-256 column).",
         "",
@@ -528,8 +542,9 @@ def report(args, results: dict, t_total: float, t_data: float, speed: str, load0
         "`fingerprint_project(dir)` (T1-T3, T5) or `plan_reconciliation` + `apply_reuse` (T4); "
         "plain C loop = `benchmarks/plain_loop.c` over flash's pre-sorted file list; "
         "SHA-256 = `benchmarks/sha_ref.c`, single-core OpenSSL EVP over an in-memory buffer of the same "
-        "byte count. Each implementation in its own fresh process (T1: one per run); "
-        "RSS growth = VmHWM after minus before the calls. Ratios are computed within this run.",
+        "byte count. Each implementation in its own process (T1: a fresh one per run); runs interleaved "
+        "round by round (flash, ours, plain loop, SHA-256, rotating order). RSS growth = VmHWM after "
+        "minus before the calls. Ratios are computed from the medians of this run.",
         "",
         "| case | flash | ours | plain C loop | SHA-256 | flash / ours | plain / ours | ours / SHA-256 "
         "| RSS growth flash | RSS growth ours | load (1 min) |",
