@@ -15,16 +15,20 @@ from pathlib import Path
 
 import pytest
 
+import runpod_flash_native
+
 from runpod_flash.cli.commands import build as flash_build
 from runpod_flash.cli.utils import ignore as flash_ignore
 
-REPO = Path(__file__).resolve().parent.parent
+# Where the imported (built) package lives: the checkout for an in-place build,
+# site-packages after `pip install .`; subprocesses must import the same one.
+PACKAGE_ROOT = Path(runpod_flash_native.__file__).resolve().parent.parent
 PROG = "runpod-flash-native"
 
 
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
     env.pop("RUNPOD_FLASH_NATIVE_DEBUG", None)
     env.update(extra)
     return env
@@ -33,7 +37,9 @@ def _env(**extra: str) -> dict[str, str]:
 def run(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "runpod_flash_native", *map(str, args)],
-        cwd=cwd, env=_env(**env), capture_output=True, text=True, timeout=60,
+        # `python -m` puts the cwd first on sys.path: never the source checkout
+        # when the package was pip-installed elsewhere.
+        cwd=cwd or PACKAGE_ROOT, env=_env(**env), capture_output=True, text=True, timeout=60,
     )
 
 
@@ -165,7 +171,7 @@ def test_files_is_flash_list_sorted(project: Path):
 
     nul = subprocess.run(
         [sys.executable, "-m", "runpod_flash_native", "files", "-0", str(project)],
-        env=_env(), capture_output=True, timeout=60,
+        cwd=PACKAGE_ROOT, env=_env(), capture_output=True, timeout=60,
     )
     assert nul.returncode == 0
     assert nul.stdout == b"".join(os.fsencode(p) + b"\0" for p in expected)
@@ -178,7 +184,7 @@ def test_files_name_with_newline_survives_nul_mode(project: Path):
     write(project, "odd\nname.py", "")
     out = subprocess.run(
         [sys.executable, "-m", "runpod_flash_native", "files", "-0", str(project)],
-        env=_env(), capture_output=True, timeout=60,
+        cwd=PACKAGE_ROOT, env=_env(), capture_output=True, timeout=60,
     ).stdout
     assert b"odd\nname.py" in out.split(b"\0")
 
@@ -400,7 +406,7 @@ def _run_with_tty_stderr(*args: str) -> tuple[int, str, str]:
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "runpod_flash_native", *map(str, args)],
-            env=_env(RUNPOD_FLASH_NATIVE_PROGRESS_DELAY="0"),
+            cwd=PACKAGE_ROOT, env=_env(RUNPOD_FLASH_NATIVE_PROGRESS_DELAY="0"),
             stdout=subprocess.PIPE, stderr=slave, text=True,
         )
     finally:

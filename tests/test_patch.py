@@ -18,7 +18,9 @@ import pytest
 import runpod_flash_native
 from runpod_flash_native import _patch
 
-REPO = Path(__file__).resolve().parent.parent
+# Where the imported (built) package lives: the checkout for an in-place build,
+# site-packages after `pip install .`; subprocesses must import the same one.
+PACKAGE_ROOT = Path(runpod_flash_native.__file__).resolve().parent.parent
 
 # Every (flash module, attribute) the issue names, and the native object it must
 # become.
@@ -207,7 +209,7 @@ def test_patched_sites_give_flash_answers(flash_sites, tmp_path):
 
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
     # Offline: no PyPI update check (flash skips it off a terminal anyway),
     # and no sunset banner cluttering the output.
     env["FLASH_NO_UPDATE_CHECK"] = "1"
@@ -420,12 +422,12 @@ def test_e2e_flash_build_vs_flash_native_build(tmp_path):
     # our CLI agrees with both builds
     cli = subprocess.run(
         [sys.executable, "-m", "runpod_flash_native", "files", str(native_root)],
-        env=_env(), capture_output=True, text=True, timeout=60,
+        cwd=PACKAGE_ROOT, env=_env(), capture_output=True, text=True, timeout=60,
     )
     assert cli.stdout.splitlines() == SHIPPED
     status = subprocess.run(
         [sys.executable, "-m", "runpod_flash_native", "status", "--json", str(native_root)],
-        env=_env(), capture_output=True, text=True, timeout=60,
+        cwd=PACKAGE_ROOT, env=_env(), capture_output=True, text=True, timeout=60,
     )
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
