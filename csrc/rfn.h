@@ -92,6 +92,14 @@ typedef struct rfn_source_feed rfn_source_feed;
 struct rfn_source_feed {
     const rfn_source *(*get)(rfn_source_feed *feed, size_t i);
     void *ctx;
+    /* Optional, for feeds whose get() can block for long (the walk):
+     * cancel() wakes a get() blocked on another thread and makes it return
+     * NULL. While tstate is non-NULL, get() runs on the calling thread and
+     * must run Python signal handlers (rfn_poll_signals) every ~50 ms while it
+     * waits; when one raises it sets interrupted and returns NULL. */
+    void (*cancel)(rfn_source_feed *feed);
+    PyThreadState **tstate;
+    int interrupted;
 };
 
 /* A feed over a fixed array. */

@@ -138,3 +138,49 @@ def test_paths_longer_than_path_max(deep_tmp):
     with pytest.raises(OSError) as info:
         native.compute_source_fingerprint(deep_tmp, files + [too_long])
     assert info.value.errno == 36 and info.value.filename == str(too_long)  # ENAMETOOLONG
+
+
+@pytest.mark.parametrize("mode", ["inline", "threaded"])
+def test_signal_during_a_long_walk_is_handled_within_half_a_second(deep_tmp, mode):
+    """A walk that emits nothing for seconds (here: an 8,000-deep chain under
+    patterns without a trailing literal, matched over the whole path at every
+    level; in real life a slow network file system) used to hold Ctrl-C until
+    it ended: the hash side waited for the walk without running signal
+    handlers. "threaded": a 2 MiB file sorted first switches the hash to its
+    reader thread before the wait."""
+    import signal
+    import threading
+
+    (deep_tmp / ".gitignore").write_text("x*\ny?\nz*q\nv*\n")
+    if mode == "threaded":
+        (deep_tmp / "a.bin").write_bytes(b"\0" * (2 << 20))
+    make_chain(deep_tmp, 8_000)
+
+    class Alarm(Exception):
+        pass
+
+    due = []
+
+    def handler(signum, frame):
+        raise Alarm
+
+    threads_before = threading.active_count(), len(os.listdir("/proc/self/task"))
+    fds_before = len(os.listdir("/proc/self/fd"))
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        t0 = time.monotonic()
+        due.append(t0 + 0.3)
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(Alarm):
+            native.fingerprint_project(deep_tmp)
+        latency = time.monotonic() - due[0]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert latency < 0.5, f"the signal handler ran {latency:.2f} s after the signal"
+    assert (threading.active_count(), len(os.listdir("/proc/self/task"))) == threads_before
+    assert len(os.listdir("/proc/self/fd")) == fds_before
+    # Not interrupted, the same walk takes longer than the signal's delay.
+    t0 = time.monotonic()
+    native.fingerprint_project(deep_tmp)
+    assert time.monotonic() - t0 > 0.8
