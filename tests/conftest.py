@@ -99,8 +99,18 @@ def remove_deep_tree(root):
 
 @pytest.fixture
 def deep_tmp(tmp_path):
-    """A directory for trees too deep for pytest's own (recursive) cleanup."""
-    d = tmp_path / "deep"
-    d.mkdir()
-    yield d
+    """A directory for trees too deep for pytest's own (recursive) cleanup, or
+    with many entries: on tmpfs when there is one (an ext4 mkdir/rmdir costs
+    ~1-2 ms here, a tmpfs one ~10 us), removed without recursion."""
+    shm = "/dev/shm"
+    if os.path.isdir(shm) and os.access(shm, os.W_OK):
+        import tempfile
+
+        d = tempfile.mkdtemp(prefix="rfn-deep-", dir=shm)
+    else:
+        d = tmp_path / "deep"
+        d.mkdir()
+    from pathlib import Path
+
+    yield Path(d)
     remove_deep_tree(d)
