@@ -11,7 +11,7 @@ rfn_module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->InvalidPatternError);
     Py_VISIT(st->PatternRegexError);
     Py_VISIT(st->IgnoreSpecType);
-    return 0;
+    return rfn_diff_traverse(st, visit, arg);
 }
 
 static int
@@ -23,6 +23,7 @@ rfn_module_clear(PyObject *module)
     Py_CLEAR(st->InvalidPatternError);
     Py_CLEAR(st->PatternRegexError);
     Py_CLEAR(st->IgnoreSpecType);
+    rfn_diff_clear(st);
     return 0;
 }
 

@@ -20,6 +20,7 @@
 
 #define RFN_MODULE_NAME "runpod_flash_native._fingerprint"
 #define RFN_SHA256_LEN 32
+#define RFN_DIFF_NOBJ 16            /* objects diff.c keeps in the module state */
 
 typedef struct {
     EVP_MD *sha256;                 /* fetched once at import, freed at m_free */
@@ -28,6 +29,7 @@ typedef struct {
     PyObject *InvalidPatternError;  /* ValueError: pathspec rejects the pattern */
     PyObject *PatternRegexError;    /* re.error: pathspec's regex fails to compile */
     PyTypeObject *IgnoreSpecType;
+    PyObject *diff_objs[RFN_DIFF_NOBJ];  /* diff.c: interned keys, RUNTIME_RESOURCE_FIELDS */
 } rfn_state;
 
 extern PyModuleDef rfn_module_def;
@@ -53,6 +55,10 @@ int rfn_sources_exec(PyObject *module);
 int rfn_ignore_exec(PyObject *module);
 int rfn_walk_exec(PyObject *module);
 int rfn_diff_exec(PyObject *module);
+
+/* GC support for the objects diff.c keeps in the state. */
+int rfn_diff_traverse(rfn_state *st, visitproc visit, void *arg);
+void rfn_diff_clear(rfn_state *st);
 
 /* ---- hash.c: the fingerprint stream ------------------------------------ */
 
