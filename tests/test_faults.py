@@ -561,3 +561,99 @@ def test_signal_during_a_long_walk_is_handled_within_half_a_second(deep_tmp, mod
     t0 = time.monotonic()
     native.fingerprint_project(deep_tmp)
     assert time.monotonic() - t0 > 0.8
+
+
+# ---- manifests from untrusted sources ---------------------------------------------------
+
+NESTING_CHILD = r"""
+import json, sys, threading
+from runpod_flash_native import deployment as d
+
+limit, stack = int(sys.argv[1]), int(sys.argv[2])
+if limit:
+    sys.setrecursionlimit(limit)
+
+def nest(kind, n, leaf=1):
+    v = leaf
+    for _ in range(n):
+        v = {"a": v} if kind == "dict" else [v] if kind == "list" else (v,)
+    return v
+
+def manifest(cfg):
+    return {"source_fingerprint": "fp", "resources": {"ep": cfg}, "resources_endpoints": {"ep": "x"}}
+
+def run():
+    out = []
+    for kind in ("dict", "list", "tuple"):
+        deep = {"x": nest(kind, 100_000), "endpoint_id": "e"}
+        calls = {
+            "config_differs/local": lambda: d.config_differs(deep, {"x": 1}),
+            "config_differs/state": lambda: d.config_differs({"x": 1}, deep),
+            "config_differs/both": lambda: d.config_differs(deep, {"x": nest(kind, 100_000)}),
+            "config_changes": lambda: d.config_changes(deep, {}),
+            "resource_config_for_compare": lambda: d.resource_config_for_compare(deep),
+            "plan_reconciliation": lambda: d.plan_reconciliation(manifest(deep), manifest({"x": 1})),
+        }
+        for name, call in calls.items():
+            try:
+                call()
+                out.append((kind, name, "answered"))
+            except (RecursionError, ValueError) as e:
+                out.append((kind, name, type(e).__name__))
+    return out
+
+if stack:
+    threading.stack_size(stack)
+    box = []
+    t = threading.Thread(target=lambda: box.append(run()))
+    t.start()
+    t.join()
+    result = box[0]
+else:
+    result = run()
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.parametrize("limit,stack", [(0, 0), (1_000_000, 0), (1_000_000, 1 << 20), (0, 256 << 10)],
+                         ids=["default-limit", "limit-1e6", "limit-1e6-thread-1MiB", "thread-256KiB"])
+def test_deeply_nested_configs_raise_recursion_error_never_overflow(tmp_path, limit, stack):
+    """100,000 levels of dicts, lists or tuples, on either side, through every
+    deployment entry point: RecursionError (or an answer where pure-Python
+    deep-copying handles it), never a C stack overflow, even with the
+    recursion limit raised to 10**6 or on a thread with a small stack. The C
+    recursion in diff.c checks the room left on the C stack itself, and json
+    (which only checks the recursion limit) is measured before it runs."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "child.py"
+    script.write_text(NESTING_CHILD)
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(native.__file__)))
+    env = dict(os.environ, PYTHONPATH=pkg_parent + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, str(script), str(limit), str(stack)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    results = json.loads(proc.stdout)
+    assert len(results) == 18
+    for kind, name, outcome in results:
+        if name == "resource_config_for_compare" and kind == "tuple" and limit:
+            assert outcome in ("answered", "RecursionError"), (kind, name, outcome)
+        else:
+            assert outcome == "RecursionError", (kind, name, outcome)
+
+
+def test_wide_and_large_configs_are_decided(tmp_path):
+    """Huge but shallow configs are answered by the json rule, not refused."""
+    import json
+
+    from runpod_flash_native import deployment as d
+
+    wide = {f"k{i}": [i, str(i), {"v": i * 0.5}] for i in range(200_000)}
+    other = dict(wide, k199999=[199999, "x", {"v": 1.0}])
+    big_text = {"blob": "x" * (64 << 20)}
+    for a, b in [(wide, dict(wide)), (wide, other), (big_text, {"blob": "x" * (64 << 20)}),
+                 (big_text, {"blob": "y"})]:
+        expected = json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True)
+        assert d.config_differs(a, b) is expected
