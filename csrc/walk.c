@@ -150,7 +150,8 @@ typedef struct {
     /* the source feed (sorted mode), shared with the reader thread */
     pthread_mutex_t lock;
     pthread_cond_t grew;
-    rfn_source *blocks[1 << 16];
+    rfn_source **blocks;            /* grown under lock; blocks themselves never move */
+    size_t nblocks, cap_blocks;
     size_t nsources;                /* published */
     int feed_closed;                /* no more sources will come */
     int feed_stopped;               /* a file flash cannot encode: nothing after it */
@@ -396,12 +397,20 @@ rfn_walk_emit(rfn_walk *w, uint32_t n)
         return 0;
     }
     size_t i = w->nsources, b = i / RFN_SOURCE_BLOCK;
-    if (b >= sizeof(w->blocks) / sizeof(w->blocks[0])) {
-        return -1;
-    }
-    if (w->blocks[b] == NULL) {
-        w->blocks[b] = malloc(RFN_SOURCE_BLOCK * sizeof(rfn_source));
-        if (w->blocks[b] == NULL) {
+    if (b == w->nblocks) {
+        rfn_source *block = malloc(RFN_SOURCE_BLOCK * sizeof(rfn_source));
+        if (block == NULL) {
+            return -1;
+        }
+        /* The reader indexes blocks under the lock: grow it under the lock. */
+        pthread_mutex_lock(&w->lock);
+        int grown = RFN_GROW(w, blocks, cap_blocks, b + 1);
+        if (grown == 0) {
+            w->blocks[w->nblocks++] = block;
+        }
+        pthread_mutex_unlock(&w->lock);
+        if (grown < 0) {
+            free(block);
             return -1;
         }
     }
@@ -930,9 +939,10 @@ rfn_walk_dispose(rfn_walk *w)
     free(w->warnings);
     free(w->fail_path);
     free(w->fail_target);
-    for (size_t b = 0; b < sizeof(w->blocks) / sizeof(w->blocks[0]) && w->blocks[b]; b++) {
+    for (size_t b = 0; b < w->nblocks; b++) {
         free(w->blocks[b]);
     }
+    free(w->blocks);
     pthread_cond_destroy(&w->grew);
     pthread_mutex_destroy(&w->lock);
     free(w);
