@@ -49,11 +49,13 @@ def reference(files):
     return h.hexdigest()
 
 
+@atheris.instrument_func
 def flash_keeps(rel):
     parts = rel.split("/")
     return not any(FLASH_SPEC.match_file("/".join(parts[: i + 1])) for i in range(len(parts)))
 
 
+@atheris.instrument_func
 def TestOneInput(data):
     fdp = atheris.FuzzedDataProvider(data)
     files = {}

@@ -22,6 +22,12 @@ import runpod_flash_native as native
 from runpod_flash_native import _fingerprint, deployment
 from runpod_flash_native import ignore as native_ignore
 
+from conftest import sanitized
+
+pytestmark = pytest.mark.skipif(
+    sanitized(), reason="RSS and allocator counts are meaningless under ASan (quarantine, PYTHONMALLOC=malloc)"
+)
+
 CALLS = 100_000
 WARMUP = 3_000
 UNDECODABLE = os.fsdecode(b"\xff")
