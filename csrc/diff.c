@@ -654,7 +654,7 @@ rfn_walk_dict(rfn_walk *w, PyObject *a, PyObject *b, int top)
     if (cb < 0 || cb == RFN_KEYS_OTHER) {
         return cb < 0 ? -1 : 0;
     }
-    if (Py_EnterRecursiveCall(" while comparing configs")) {
+    if (rfn_stack_check(0) < 0 || Py_EnterRecursiveCall(" while comparing configs")) {
         return -1;
     }
     int rc;
@@ -681,7 +681,7 @@ rfn_walk_array(rfn_walk *w, PyObject *a, PyObject *b)
         }
         return w->unsure ? 0 : rfn_check(w, b);
     }
-    if (Py_EnterRecursiveCall(" while comparing configs")) {
+    if (rfn_stack_check(0) < 0 || Py_EnterRecursiveCall(" while comparing configs")) {
         return -1;
     }
     int rc = 0;
@@ -799,7 +799,7 @@ rfn_check(rfn_walk *w, PyObject *o)
     default:
         return 0;
     }
-    if (Py_EnterRecursiveCall(" while comparing configs")) {
+    if (rfn_stack_check(0) < 0 || Py_EnterRecursiveCall(" while comparing configs")) {
         return -1;
     }
     if (PyDict_CheckExact(o)) {
@@ -942,7 +942,7 @@ rfn_deepcopy(rfn_copier *c, PyObject *o)
         y = Py_XNewRef(seen);
         goto exit;
     }
-    if (Py_EnterRecursiveCall(" while deep-copying a config")) {
+    if (rfn_stack_check(0) < 0 || Py_EnterRecursiveCall(" while deep-copying a config")) {
         goto exit;
     }
     y = t == &PyDict_Type ? PyDict_New() : PyList_New(0);
@@ -1025,11 +1025,116 @@ rfn_config_for_compare(rfn_state *st, PyObject *config, PyObject *fp)
     return copy;
 }
 
+/* json's C encoder recurses once per nesting level (~100-300 bytes of C
+ * stack each, measured) and checks only the recursion limit. Before handing
+ * it obj, measure obj's nesting without recursion: RecursionError when the
+ * encoder could run out of C stack. Containers already on the path are not
+ * entered again (json raises its "Circular reference detected" there). */
+#define RFN_JSON_LEVEL_BYTES 1024
+
+static int
+rfn_json_stack_check(PyObject *obj)
+{
+    size_t avail = rfn_stack_avail();
+    if (avail == SIZE_MAX) {
+        return 0;
+    }
+    size_t max_depth = avail / RFN_JSON_LEVEL_BYTES;
+    typedef struct {
+        PyObject *o;            /* borrowed: nothing runs Python code meanwhile */
+        Py_ssize_t pos;
+    } rfn_frame;
+    rfn_frame *stack = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    PyObject *on_path = PySet_New(NULL);
+    if (on_path == NULL) {
+        return -1;
+    }
+    PyObject *child = obj;
+    for (;;) {
+        if (child != NULL && (PyDict_Check(child) || PyList_Check(child) || PyTuple_Check(child))) {
+            PyObject *id = PyLong_FromVoidPtr(child);
+            int seen = id ? PySet_Contains(on_path, id) : -1;
+            if (seen == 0) {
+                if (n + 1 > max_depth) {
+                    Py_DECREF(id);
+                    PyErr_SetString(PyExc_RecursionError,
+                                    "maximum recursion depth exceeded: config nested too deep "
+                                    "for json.dumps to serialise on this C stack");
+                    rc = -1;
+                    break;
+                }
+                if (n == cap) {
+                    size_t ncap = cap ? cap * 2 : 64;
+                    rfn_frame *bigger = PyMem_Realloc(stack, ncap * sizeof(*stack));
+                    if (bigger == NULL) {
+                        Py_DECREF(id);
+                        PyErr_NoMemory();
+                        rc = -1;
+                        break;
+                    }
+                    stack = bigger;
+                    cap = ncap;
+                }
+                seen = PySet_Add(on_path, id);
+                stack[n].o = child;
+                stack[n].pos = 0;
+                n++;
+            }
+            Py_XDECREF(id);
+            if (seen < 0) {
+                rc = -1;
+                break;
+            }
+        }
+        if (n == 0) {
+            break;
+        }
+        /* Next child of the top container, or pop it. */
+        rfn_frame *top = &stack[n - 1];
+        child = NULL;
+        if (PyDict_Check(top->o)) {
+            PyObject *k, *v;
+            if (PyDict_Next(top->o, &top->pos, &k, &v)) {
+                child = v;
+            }
+        }
+        else {
+            Py_ssize_t size = PyList_Check(top->o) ? PyList_GET_SIZE(top->o) : PyTuple_GET_SIZE(top->o);
+            if (top->pos < size) {
+                child = PyList_Check(top->o) ? PyList_GET_ITEM(top->o, top->pos)
+                                             : PyTuple_GET_ITEM(top->o, top->pos);
+                top->pos++;
+            }
+        }
+        if (child == NULL) {
+            PyObject *id = PyLong_FromVoidPtr(top->o);
+            if (id == NULL || PySet_Discard(on_path, id) < 0) {
+                Py_XDECREF(id);
+                rc = -1;
+                break;
+            }
+            Py_DECREF(id);
+            n--;
+            if (n == 0) {
+                break;
+            }
+        }
+    }
+    PyMem_Free(stack);
+    Py_DECREF(on_path);
+    return rc;
+}
+
 /* json.dumps(obj, sort_keys=True) */
 static PyObject *
 rfn_json_dumps_sorted(PyObject *obj)
 {
     PyObject *result = NULL, *dumps = NULL, *args = NULL, *kwargs = NULL;
+    if (rfn_json_stack_check(obj) < 0) {
+        return NULL;
+    }
     PyObject *json = PyImport_ImportModule("json");
     if (json == NULL) {
         goto exit;

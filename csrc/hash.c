@@ -117,6 +117,7 @@ rfn_array_feed_get(rfn_source_feed *feed, size_t i)
 void
 rfn_array_feed_init(rfn_array_feed *af, const rfn_source *items, size_t count)
 {
+    memset(&af->feed, 0, sizeof(af->feed));
     af->feed.get = rfn_array_feed_get;
     af->feed.ctx = af;
     af->items = items;
@@ -433,6 +434,9 @@ rfn_produce(rfn_sink *sink, rfn_source_feed *feed, size_t start, uint64_t switch
         }
         const rfn_source *src = feed->get(feed, i);
         if (src == NULL) {
+            if (feed->interrupted) {
+                fail->kind = RFN_FAIL_INTERRUPTED;  /* a signal handler raised while get() waited */
+            }
             return fail->kind == RFN_OK ? RFN_PRODUCE_DONE : RFN_PRODUCE_FAILED;
         }
         struct stat st;
@@ -703,6 +707,10 @@ rfn_hash_threaded(rfn_source_feed *feed, size_t start, EVP_MD_CTX *ctx, PyThread
     result = rfn_ring_consume(r, ctx, tstate, fail);
     if (result < 0) {
         rfn_ring_cancel(r);
+        if (fail->kind == RFN_FAIL_INTERRUPTED && feed->cancel != NULL) {
+            /* The reader may be blocked in get() waiting for the walk. */
+            feed->cancel(feed);
+        }
     }
     pthread_join(thread, NULL);
 
@@ -752,7 +760,9 @@ rfn_fingerprint_stream(rfn_state *st, rfn_source_feed *feed, uint64_t total_hint
             .sink = {.buf = buf, .cap = RFN_CHUNK_SIZE, .flush = rfn_inline_flush},
             .ctx = ctx, .tstate = tstate, .fail = fail,
         };
+        feed->tstate = tstate;  /* get() runs here: it must poll signals while it waits */
         produced = rfn_produce(&is.sink, feed, 0, RFN_THREAD_THRESHOLD, &next, fail);
+        feed->tstate = NULL;
         if (produced == RFN_PRODUCE_FAILED || rfn_inline_flush(&is.sink) < 0) {
             goto exit;
         }

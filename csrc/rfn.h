@@ -56,6 +56,15 @@ int rfn_ignore_exec(PyObject *module);
 int rfn_walk_exec(PyObject *module);
 int rfn_diff_exec(PyObject *module);
 
+/* C stack guard (module.c). The recursion limit alone does not protect C
+ * recursion: with sys.setrecursionlimit() raised, a config nested 100,000
+ * deep would overflow the C stack. rfn_stack_check(need) raises
+ * RecursionError (returns -1) unless this thread's stack has need bytes plus
+ * a safety margin left below the caller's frame; rfn_stack_avail() is that
+ * room (SIZE_MAX when the stack bounds are unknown). */
+int rfn_stack_check(size_t need);
+size_t rfn_stack_avail(void);
+
 /* GC support for the objects diff.c keeps in the state. */
 int rfn_diff_traverse(rfn_state *st, visitproc visit, void *arg);
 void rfn_diff_clear(rfn_state *st);
@@ -98,6 +107,14 @@ typedef struct rfn_source_feed rfn_source_feed;
 struct rfn_source_feed {
     const rfn_source *(*get)(rfn_source_feed *feed, size_t i);
     void *ctx;
+    /* Optional, for feeds whose get() can block for long (the walk):
+     * cancel() wakes a get() blocked on another thread and makes it return
+     * NULL. While tstate is non-NULL, get() runs on the calling thread and
+     * must run Python signal handlers (rfn_poll_signals) every ~50 ms while it
+     * waits; when one raises it sets interrupted and returns NULL. */
+    void (*cancel)(rfn_source_feed *feed);
+    PyThreadState **tstate;
+    int interrupted;
 };
 
 /* A feed over a fixed array. */

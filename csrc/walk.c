@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RFN_NONE UINT32_MAX
@@ -149,7 +150,8 @@ typedef struct {
     /* the source feed (sorted mode), shared with the reader thread */
     pthread_mutex_t lock;
     pthread_cond_t grew;
-    rfn_source *blocks[1 << 16];
+    rfn_source **blocks;            /* grown under lock; blocks themselves never move */
+    size_t nblocks, cap_blocks;
     size_t nsources;                /* published */
     int feed_closed;                /* no more sources will come */
     int feed_stopped;               /* a file flash cannot encode: nothing after it */
@@ -315,13 +317,44 @@ rfn_walk_feed_get(rfn_source_feed *feed, size_t i)
     const rfn_source *src = NULL;
     pthread_mutex_lock(&w->lock);
     while (i >= w->nsources && !w->feed_closed && !w->cancel) {
-        pthread_cond_wait(&w->grew, &w->lock);
+        if (feed->tstate == NULL) {
+            pthread_cond_wait(&w->grew, &w->lock);
+            continue;
+        }
+        /* On the calling thread: a long walk that emits nothing (a slow file
+         * system, a deep tree of ignored entries) must not hold up Ctrl-C. */
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_nsec += 50 * 1000 * 1000;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec += 1;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        if (pthread_cond_timedwait(&w->grew, &w->lock, &deadline) == ETIMEDOUT) {
+            pthread_mutex_unlock(&w->lock);
+            int rc = rfn_poll_signals(feed->tstate);
+            pthread_mutex_lock(&w->lock);
+            if (rc < 0) {
+                feed->interrupted = 1;
+                break;
+            }
+        }
     }
     if (i < w->nsources) {
         src = &w->blocks[i / RFN_SOURCE_BLOCK][i % RFN_SOURCE_BLOCK];
     }
     pthread_mutex_unlock(&w->lock);
     return src;
+}
+
+static void
+rfn_walk_cancel(rfn_source_feed *feed)
+{
+    rfn_walk *w = feed->ctx;
+    pthread_mutex_lock(&w->lock);
+    w->cancel = 1;
+    pthread_cond_broadcast(&w->grew);
+    pthread_mutex_unlock(&w->lock);
 }
 
 static void
@@ -364,12 +397,20 @@ rfn_walk_emit(rfn_walk *w, uint32_t n)
         return 0;
     }
     size_t i = w->nsources, b = i / RFN_SOURCE_BLOCK;
-    if (b >= sizeof(w->blocks) / sizeof(w->blocks[0])) {
-        return -1;
-    }
-    if (w->blocks[b] == NULL) {
-        w->blocks[b] = malloc(RFN_SOURCE_BLOCK * sizeof(rfn_source));
-        if (w->blocks[b] == NULL) {
+    if (b == w->nblocks) {
+        rfn_source *block = malloc(RFN_SOURCE_BLOCK * sizeof(rfn_source));
+        if (block == NULL) {
+            return -1;
+        }
+        /* The reader indexes blocks under the lock: grow it under the lock. */
+        pthread_mutex_lock(&w->lock);
+        int grown = RFN_GROW(w, blocks, cap_blocks, b + 1);
+        if (grown == 0) {
+            w->blocks[w->nblocks++] = block;
+        }
+        pthread_mutex_unlock(&w->lock);
+        if (grown < 0) {
+            free(block);
             return -1;
         }
     }
@@ -898,9 +939,10 @@ rfn_walk_dispose(rfn_walk *w)
     free(w->warnings);
     free(w->fail_path);
     free(w->fail_target);
-    for (size_t b = 0; b < sizeof(w->blocks) / sizeof(w->blocks[0]) && w->blocks[b]; b++) {
+    for (size_t b = 0; b < w->nblocks; b++) {
         free(w->blocks[b]);
     }
+    free(w->blocks);
     pthread_cond_destroy(&w->grew);
     pthread_mutex_destroy(&w->lock);
     free(w);
@@ -917,11 +959,17 @@ rfn_walk_new(const char *root, size_t root_len, const uint32_t *prefix, size_t p
     if (w == NULL) {
         return NULL;
     }
+    /* CLOCK_MONOTONIC: a wall-clock jump must not stretch a signal poll. */
+    pthread_condattr_t cond_attr;
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->grew, NULL);
+    pthread_condattr_init(&cond_attr);
+    pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->grew, &cond_attr);
+    pthread_condattr_destroy(&cond_attr);
     w->matcher = matcher;
     w->sorted = sorted;
     w->feed.get = rfn_walk_feed_get;
+    w->feed.cancel = rfn_walk_cancel;
     w->feed.ctx = w;
     uint32_t root_node = rfn_walk_new_node(w);
     char *path = rfn_arena_alloc(&w->arena, root_len + 1);
@@ -1228,10 +1276,7 @@ rfn_fingerprint_tree(PyObject *module, PyObject *args)
     if (err == 0) {
         rc = rfn_fingerprint_stream(st, &w->feed, 0, &ts, digest, &fail);
         if (rc < 0 && fail.kind == RFN_FAIL_INTERRUPTED) {
-            pthread_mutex_lock(&w->lock);
-            w->cancel = 1;
-            pthread_cond_broadcast(&w->grew);
-            pthread_mutex_unlock(&w->lock);
+            rfn_walk_cancel(&w->feed);
         }
         /* Even after a read error, finish the walk: flash walks the whole
          * tree before it hashes, so a walk error takes precedence. */

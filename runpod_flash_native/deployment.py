@@ -38,7 +38,12 @@ Where this deliberately differs from flash:
 * Depth: the C walk uses one recursion level per nesting level, flash's
   ``copy.deepcopy`` about two Python frames. Configs nested deeper than the
   recursion limit raise ``RecursionError`` in both; between roughly half the
-  limit and the limit flash raises while this module still answers.
+  limit and the limit flash raises while this module still answers. The C
+  recursion (and ``json.dumps``, measured before it runs) also stops with
+  ``RecursionError`` when the thread's C stack is nearly full, so a raised
+  ``sys.setrecursionlimit`` or a small thread stack never turns a deeply
+  nested (untrusted) manifest into a crash; flash's ``json.dumps`` would
+  overflow the C stack there.
 * ``missing_state_fingerprint="adopt"`` is an option flash does not have.
 """
 

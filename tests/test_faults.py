@@ -138,3 +138,522 @@ def test_paths_longer_than_path_max(deep_tmp):
     with pytest.raises(OSError) as info:
         native.compute_source_fingerprint(deep_tmp, files + [too_long])
     assert info.value.errno == 36 and info.value.filename == str(too_long)  # ENAMETOOLONG
+
+
+# ---- files vanishing and changing ----------------------------------------------------
+
+
+def flash_reference_walk(project: Path):
+    """flash's own get_file_tree + compute_source_fingerprint."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from runpod_flash.cli.commands.build import compute_source_fingerprint as flash_fp
+        from runpod_flash.cli.utils import ignore as flash_ignore
+
+        files = flash_ignore.get_file_tree(project, flash_ignore.load_ignore_patterns(project))
+    return files, (lambda: flash_fp(project, files))
+
+
+def test_file_deleted_between_walk_and_hash(tmp_path):
+    for i in range(20):
+        (tmp_path / f"m{i:02}.py").write_bytes(b"x" * i)
+    files = native_ignore.get_file_tree(tmp_path, native_ignore.load_ignore_patterns(tmp_path))
+    assert len(files) == 20
+    victim = tmp_path / "m07.py"
+    victim.unlink()
+    with pytest.raises(FileNotFoundError) as info:
+        native.compute_source_fingerprint(tmp_path, files)
+    assert info.value.filename == str(victim)
+    # flash raises the same for the same list.
+    _, flash_fp = flash_reference_walk(tmp_path)
+    from runpod_flash.cli.commands.build import compute_source_fingerprint as flash_fingerprint
+
+    with pytest.raises(FileNotFoundError):
+        flash_fingerprint(tmp_path, files)
+    assert native.fingerprint_project(tmp_path) == flash_fp()
+
+
+def test_files_deleted_while_fingerprint_project_runs(deep_tmp):
+    """A thread deletes files while the walk and the hash run: every outcome is
+    FileNotFoundError naming a deleted file, or a fingerprint that is exactly
+    the hashlib reference over the files the walk returned (which must hold
+    every file never deleted)."""
+    import random
+    import threading
+
+    contents = {f"p{d}/f{i:03}.py": random.Random(d * 1000 + i).randbytes(50 + i * 37)
+                for d in range(8) for i in range(150)}
+    outcomes = {"ok": 0, "missing": 0}
+    for round_ in range(12):
+        project = deep_tmp / f"r{round_}"
+        for rel, data in contents.items():
+            (project / rel).parent.mkdir(parents=True, exist_ok=True)
+            (project / rel).write_bytes(data)
+        victims = random.Random(round_).sample(sorted(contents), 200)
+        deleted = []
+        go = threading.Event()
+
+        def deleter():
+            go.wait()
+            time.sleep(random.Random(round_).random() * 0.004)
+            for rel in victims:
+                (project / rel).unlink()
+                deleted.append(rel)
+
+        t = threading.Thread(target=deleter)
+        t.start()
+        go.set()
+        try:
+            files, fp = native.fingerprint_project_files(project)
+        except FileNotFoundError as e:
+            t.join()
+            assert Path(e.filename).relative_to(project).as_posix() in victims
+            outcomes["missing"] += 1
+            continue
+        t.join()
+        listed = {p.relative_to(project).as_posix() for p in files}
+        assert set(contents) - set(victims) <= listed <= set(contents)
+        assert fp == reference(project, {rel: contents[rel] for rel in listed})
+        outcomes["ok"] += 1
+    assert sum(outcomes.values()) == 12
+
+
+def _read_position(path: Path):
+    target = os.path.realpath(path)
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == target:
+                with open(f"/proc/self/fdinfo/{fd}") as fh:
+                    return int(fh.readline().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
+
+
+@pytest.mark.parametrize("change", ["grown", "truncated"])
+def test_file_changed_while_fingerprint_project_hashes_it(tmp_path, change):
+    """The walk-and-hash path refuses a torn read like compute_source_fingerprint
+    does (tests/test_fingerprint.py covers that one)."""
+    import tempfile
+    import threading
+
+    base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else tmp_path
+    project = Path(tempfile.mkdtemp(prefix="rfn-faults-", dir=base))
+    try:
+        (project / "a.py").write_bytes(b"a")
+        big = project / "big.bin"
+        size = 2 << 30
+        for _attempt in range(3):
+            with open(big, "wb") as fh:
+                fh.truncate(size)
+            done = threading.Event()
+            mutated = []
+
+            def mutator():
+                deadline = time.monotonic() + 60
+                while not done.is_set() and time.monotonic() < deadline:
+                    pos = _read_position(big)
+                    if pos is not None and 64 << 20 <= pos < size:
+                        if change == "grown":
+                            with open(big, "ab") as fh:
+                                fh.write(b"more")
+                        else:
+                            os.truncate(big, 4096)
+                        mutated.append(pos)
+                        return
+                    time.sleep(0.001)
+
+            t = threading.Thread(target=mutator)
+            t.start()
+            try:
+                with pytest.raises(native.SourceChangedError) as info:
+                    native.fingerprint_project(project)
+                break
+            except pytest.fail.Exception:
+                if mutated:
+                    raise
+                size *= 2  # hashing won the race: a bigger file
+            finally:
+                done.set()
+                t.join()
+        else:
+            pytest.fail("the fingerprint finished before the file could be changed, three times")
+        assert mutated and repr(str(big)) in str(info.value)
+    finally:
+        import shutil
+
+        shutil.rmtree(project)
+
+
+# ---- permissions -------------------------------------------------------------------------
+
+
+def test_unreadable_file_and_directory_in_project(tmp_path, unprivileged):
+    """As an unprivileged user, fingerprint_project gives flash's result: an
+    unreadable directory is skipped (with a warning), an unreadable file raises
+    PermissionError naming it."""
+    (tmp_path / "main.py").write_bytes(b"main")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "hidden.py").write_bytes(b"hidden")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "ok.py").write_bytes(b"ok")
+    os.chmod(tmp_path / "locked", 0)
+    try:
+        def probe():
+            files, flash_fp = flash_reference_walk(tmp_path)
+            return native.fingerprint_project(tmp_path), flash_fp(), [str(f) for f in files]
+
+        ours, theirs, flash_files = unprivileged(probe)
+        assert ours == theirs
+        assert str(tmp_path / "locked" / "hidden.py") not in flash_files
+        assert ours == reference(tmp_path, {"main.py": b"main", "pkg/ok.py": b"ok"})
+
+        secret = tmp_path / "pkg" / "secret.py"
+        secret.write_bytes(b"secret")
+        os.chmod(secret, 0)
+
+        def probe_file():
+            out = []
+            for fn in (lambda: native.fingerprint_project(tmp_path),
+                       lambda: flash_reference_walk(tmp_path)[1]()):
+                try:
+                    out.append(("ok", fn()))
+                except OSError as e:
+                    out.append((type(e).__name__, e.filename))
+            return out
+
+        ours, theirs = unprivileged(probe_file)
+        assert ours == theirs == ("PermissionError", str(secret))
+    finally:
+        os.chmod(tmp_path / "locked", 0o755)
+
+
+# ---- special files -------------------------------------------------------------------------
+
+
+def test_fifo_socket_and_device_files_in_the_tree_are_skipped_like_flash(tmp_path):
+    import socket
+    import stat
+
+    (tmp_path / "main.py").write_bytes(b"main")
+    os.mkfifo(tmp_path / "fifo.py")
+    devices = []
+    for name, kind, dev in (("null.py", stat.S_IFCHR, os.makedev(1, 3)),
+                            ("loop.py", stat.S_IFBLK, os.makedev(7, 0))):
+        try:
+            os.mknod(tmp_path / name, kind | 0o666, dev)
+            devices.append(name)
+        except PermissionError:
+            pass
+    if os.geteuid() == 0:
+        assert devices, "root could not mknod a device"
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(tmp_path / "sock.py"))
+        files, flash_fp = flash_reference_walk(tmp_path)
+        assert [p.name for p in files] == ["main.py"]
+        assert native.fingerprint_project(tmp_path) == flash_fp()
+        tree = native_ignore.get_file_tree(tmp_path, native_ignore.load_ignore_patterns(tmp_path))
+        assert tree == files
+        # Named explicitly, each is refused rather than read (flash blocks on the
+        # FIFO and would read a device forever): never a wrong fingerprint.
+        for name in ["fifo.py", *devices]:
+            with pytest.raises(ValueError, match="not a regular file"):
+                native.compute_source_fingerprint(tmp_path, [tmp_path / "main.py", tmp_path / name])
+    finally:
+        sock.close()
+
+
+def test_symlink_loops_and_eloop_in_the_tree_are_skipped_like_flash(tmp_path):
+    """Entries stat() fails on with ELOOP are neither files nor directories to
+    pathlib, so flash skips them; so do we. A directory reached through 40
+    links is still a directory; 41 is ELOOP."""
+    (tmp_path / "main.py").write_bytes(b"main")
+    (tmp_path / "realdir").mkdir()
+    (tmp_path / "realdir" / "in.py").write_bytes(b"in")
+    os.symlink("self.py", tmp_path / "self.py")
+    os.symlink("ping", tmp_path / "pong")
+    os.symlink("pong", tmp_path / "ping")
+    (tmp_path / "chain").mkdir()
+    for target, n in (("../realdir", 45), ("../main.py", 45)):
+        kind = "d" if "dir" in target else "f"
+        prev = target
+        for i in range(n):
+            os.symlink(prev, tmp_path / "chain" / f"{kind}{i}")
+            prev = f"{kind}{i}"
+    files, flash_fp = flash_reference_walk(tmp_path)
+    names = {p.relative_to(tmp_path).as_posix() for p in files}
+    assert {"main.py", "realdir/in.py", "chain/d0/in.py", "chain/f0"} <= names
+    assert "self.py" not in names and "ping" not in names and "chain/f44" not in names
+    assert native.fingerprint_project(tmp_path) == flash_fp()
+    got, _ = native.fingerprint_project_files(tmp_path)
+    assert sorted(map(str, got)) == sorted(map(str, files))
+    for name in ("self.py", "ping", "chain/f44"):
+        with pytest.raises(OSError) as info:
+            native.compute_source_fingerprint(tmp_path, [tmp_path / name])
+        assert info.value.errno == 40  # ELOOP
+
+
+# ---- names ------------------------------------------------------------------------------------
+
+
+def test_non_utf8_directory_name(tmp_path):
+    bad_dir = tmp_path / os.fsdecode(b"pkg\xe9")
+    bad_dir.mkdir()
+    (bad_dir / "a.py").write_bytes(b"a")
+    (tmp_path / "ok.py").write_bytes(b"ok")
+    files, flash_fp = flash_reference_walk(tmp_path)
+    with pytest.raises(UnicodeEncodeError):
+        flash_fp()
+    with pytest.raises(UnicodeEncodeError) as info:
+        native.fingerprint_project(tmp_path)
+    assert "pkg" in str(info.value)
+    tree = native_ignore.get_file_tree(tmp_path, native_ignore.load_ignore_patterns(tmp_path))
+    assert tree == files
+    # Ignored, it is fine; a non-UTF-8 project directory is fine too.
+    (tmp_path / ".gitignore").write_bytes(b"pkg*/\n")
+    assert native.fingerprint_project(tmp_path) == reference(tmp_path, {"ok.py": b"ok"})
+    proj = tmp_path / os.fsdecode(b"proj\xff")
+    proj.mkdir()
+    (proj / "x.py").write_bytes(b"x")
+    assert native.fingerprint_project(proj) == reference(proj, {"x.py": b"x"})
+
+
+# ---- KeyboardInterrupt --------------------------------------------------------------------
+
+INTERRUPT_CHILD = r"""
+import json, os, signal, sys, threading, time
+import runpod_flash_native as r
+
+project, entry = sys.argv[1], sys.argv[2]
+big = os.path.join(project, "huge.bin")
+
+def call():
+    if entry == "fingerprint_project":
+        return r.fingerprint_project(project)
+    if entry == "fingerprint_project_files":
+        return r.fingerprint_project_files(project)
+    return r.compute_source_fingerprint(project, [os.path.join(project, "a.py"), big])
+
+def census():
+    with open("/proc/self/statm") as fh:
+        rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return len(os.listdir("/proc/self/fd")), len(os.listdir("/proc/self/task")), rss
+
+# The C-level handler writes to the wakeup fd the moment SIGINT lands.
+rfd, wfd = os.pipe()
+os.set_blocking(wfd, False)
+signal.set_wakeup_fd(wfd)
+results = []
+for round_ in range(3):
+    arrived = []
+    before = census()
+    watcher = threading.Thread(target=lambda: (os.read(rfd, 1), arrived.append(time.monotonic())))
+    watcher.start()
+    print("ready", flush=True)
+    t0 = time.monotonic()
+    try:
+        call()
+        results.append({"result": "finished"})
+        watcher.join(5)
+        continue
+    except KeyboardInterrupt:
+        t1 = time.monotonic()
+    watcher.join(5)
+    after = census()
+    results.append({"result": "interrupted", "latency": t1 - arrived[0],
+                    "started_before": arrived[0] - t0, "fds": [before[0], after[0]],
+                    "threads": [before[1], after[1]], "rss_growth": after[2] - before[2]})
+print(json.dumps(results), flush=True)
+"""
+
+
+@pytest.mark.parametrize("entry", ["fingerprint_project", "fingerprint_project_files",
+                                   "compute_source_fingerprint"])
+def test_keyboard_interrupt_during_a_multi_gib_hash(tmp_path, entry):
+    """Ctrl-C while a 16 GiB file is hashed: KeyboardInterrupt within 0.5 s, the
+    walker and reader threads joined, every descriptor closed, no memory kept;
+    three times in a row in one process."""
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else tmp_path
+    project = Path(tempfile.mkdtemp(prefix="rfn-int-", dir=base))
+    try:
+        (project / "a.py").write_bytes(b"a")
+        with open(project / "huge.bin", "wb") as fh:
+            fh.truncate(16 << 30)
+        script = tmp_path / "child.py"
+        script.write_text(INTERRUPT_CHILD)
+        pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(native.__file__)))
+        env = dict(os.environ, PYTHONPATH=pkg_parent + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        proc = subprocess.Popen([sys.executable, str(script), str(project), entry], cwd=tmp_path,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(3):
+                assert proc.stdout.readline().strip() == "ready"
+                time.sleep(0.4)
+                proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0, stderr
+        import json
+
+        for out in json.loads(stdout):
+            assert out["result"] == "interrupted", out
+            assert out["started_before"] > 0.2, out
+            assert out["latency"] < 0.5, out
+            assert out["fds"][0] == out["fds"][1], out
+            assert out["threads"][0] == out["threads"][1], out
+            assert out["rss_growth"] < 4 << 20, out
+    finally:
+        import shutil
+
+        shutil.rmtree(project)
+
+
+@pytest.mark.parametrize("mode", ["inline", "threaded"])
+def test_signal_during_a_long_walk_is_handled_within_half_a_second(deep_tmp, mode):
+    """A walk that emits nothing for seconds (here: an 8,000-deep chain under
+    patterns without a trailing literal, matched over the whole path at every
+    level; in real life a slow network file system) used to hold Ctrl-C until
+    it ended: the hash side waited for the walk without running signal
+    handlers. "threaded": a 2 MiB file sorted first switches the hash to its
+    reader thread before the wait."""
+    import signal
+    import threading
+
+    (deep_tmp / ".gitignore").write_text("x*\ny?\nz*q\nv*\n")
+    if mode == "threaded":
+        (deep_tmp / "a.bin").write_bytes(b"\0" * (2 << 20))
+    make_chain(deep_tmp, 8_000)
+
+    class Alarm(Exception):
+        pass
+
+    due = []
+
+    def handler(signum, frame):
+        raise Alarm
+
+    threads_before = threading.active_count(), len(os.listdir("/proc/self/task"))
+    fds_before = len(os.listdir("/proc/self/fd"))
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        t0 = time.monotonic()
+        due.append(t0 + 0.3)
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(Alarm):
+            native.fingerprint_project(deep_tmp)
+        latency = time.monotonic() - due[0]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert latency < 0.5, f"the signal handler ran {latency:.2f} s after the signal"
+    assert (threading.active_count(), len(os.listdir("/proc/self/task"))) == threads_before
+    assert len(os.listdir("/proc/self/fd")) == fds_before
+    # Not interrupted, the same walk takes longer than the signal's delay.
+    t0 = time.monotonic()
+    native.fingerprint_project(deep_tmp)
+    assert time.monotonic() - t0 > 0.8
+
+
+# ---- manifests from untrusted sources ---------------------------------------------------
+
+NESTING_CHILD = r"""
+import json, sys, threading
+from runpod_flash_native import deployment as d
+
+limit, stack = int(sys.argv[1]), int(sys.argv[2])
+if limit:
+    sys.setrecursionlimit(limit)
+
+def nest(kind, n, leaf=1):
+    v = leaf
+    for _ in range(n):
+        v = {"a": v} if kind == "dict" else [v] if kind == "list" else (v,)
+    return v
+
+def manifest(cfg):
+    return {"source_fingerprint": "fp", "resources": {"ep": cfg}, "resources_endpoints": {"ep": "x"}}
+
+def run():
+    out = []
+    for kind in ("dict", "list", "tuple"):
+        deep = {"x": nest(kind, 100_000), "endpoint_id": "e"}
+        calls = {
+            "config_differs/local": lambda: d.config_differs(deep, {"x": 1}),
+            "config_differs/state": lambda: d.config_differs({"x": 1}, deep),
+            "config_differs/both": lambda: d.config_differs(deep, {"x": nest(kind, 100_000)}),
+            "config_changes": lambda: d.config_changes(deep, {}),
+            "resource_config_for_compare": lambda: d.resource_config_for_compare(deep),
+            "plan_reconciliation": lambda: d.plan_reconciliation(manifest(deep), manifest({"x": 1})),
+        }
+        for name, call in calls.items():
+            try:
+                call()
+                out.append((kind, name, "answered"))
+            except (RecursionError, ValueError) as e:
+                out.append((kind, name, type(e).__name__))
+    return out
+
+if stack:
+    threading.stack_size(stack)
+    box = []
+    t = threading.Thread(target=lambda: box.append(run()))
+    t.start()
+    t.join()
+    result = box[0]
+else:
+    result = run()
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.parametrize("limit,stack", [(0, 0), (1_000_000, 0), (1_000_000, 1 << 20), (0, 256 << 10)],
+                         ids=["default-limit", "limit-1e6", "limit-1e6-thread-1MiB", "thread-256KiB"])
+def test_deeply_nested_configs_raise_recursion_error_never_overflow(tmp_path, limit, stack):
+    """100,000 levels of dicts, lists or tuples, on either side, through every
+    deployment entry point: RecursionError (or an answer where pure-Python
+    deep-copying handles it), never a C stack overflow, even with the
+    recursion limit raised to 10**6 or on a thread with a small stack. The C
+    recursion in diff.c checks the room left on the C stack itself, and json
+    (which only checks the recursion limit) is measured before it runs."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "child.py"
+    script.write_text(NESTING_CHILD)
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(native.__file__)))
+    env = dict(os.environ, PYTHONPATH=pkg_parent + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, str(script), str(limit), str(stack)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    results = json.loads(proc.stdout)
+    assert len(results) == 18
+    for kind, name, outcome in results:
+        if name == "resource_config_for_compare" and kind == "tuple" and limit:
+            assert outcome in ("answered", "RecursionError"), (kind, name, outcome)
+        else:
+            assert outcome == "RecursionError", (kind, name, outcome)
+
+
+def test_wide_and_large_configs_are_decided(tmp_path):
+    """Huge but shallow configs are answered by the json rule, not refused."""
+    import json
+
+    from runpod_flash_native import deployment as d
+
+    wide = {f"k{i}": [i, str(i), {"v": i * 0.5}] for i in range(200_000)}
+    other = dict(wide, k199999=[199999, "x", {"v": 1.0}])
+    big_text = {"blob": "x" * (64 << 20)}
+    for a, b in [(wide, dict(wide)), (wide, other), (big_text, {"blob": "x" * (64 << 20)}),
+                 (big_text, {"blob": "y"})]:
+        expected = json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True)
+        assert d.config_differs(a, b) is expected

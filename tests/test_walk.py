@@ -326,6 +326,8 @@ def build_tree(root: Path, entries, gitignore_lines) -> None:
                 os.symlink(os.path.relpath(target, path.parent), path)
             elif kind == "link_dir":
                 target = root / "linked_dir"
+                if path.parent.resolve().is_relative_to(target.resolve()):
+                    continue  # a link to linked_dir inside it is a cycle: SymlinkLoopError by design
                 (target / "inner").mkdir(parents=True, exist_ok=True)
                 (target / "inner" / "f.py").write_bytes(b"inner")
                 os.symlink(os.path.relpath(target, path.parent), path)
