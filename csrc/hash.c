@@ -504,6 +504,7 @@ typedef struct {
     size_t slot_len[RFN_RING_SLOTS];
     size_t head;                         /* next slot the producer publishes */
     size_t tail;                         /* next slot the consumer hashes */
+    int producer_waiting;                /* for free slots: wake it at half a ring */
     int producer_done;
     volatile int cancel;
     pthread_mutex_t lock;
@@ -523,8 +524,15 @@ rfn_ring_flush(rfn_sink *sink)
     r->slot_len[r->head % RFN_RING_SLOTS] = sink->fill;
     r->head++;
     pthread_cond_broadcast(&r->changed);
-    while (!r->cancel && r->head - r->tail >= RFN_RING_SLOTS) {
-        pthread_cond_wait(&r->changed, &r->lock);
+    /* A full ring: read on only once half of it is free again, so that a
+     * reader faster than SHA-256 (a large file) is woken once per half ring,
+     * not once per slot. */
+    if (r->head - r->tail >= RFN_RING_SLOTS) {
+        r->producer_waiting = 1;
+        while (!r->cancel && r->head - r->tail > RFN_RING_SLOTS / 2) {
+            pthread_cond_wait(&r->changed, &r->lock);
+        }
+        r->producer_waiting = 0;
     }
     int cancelled = r->cancel;
     pthread_mutex_unlock(&r->lock);
@@ -632,7 +640,9 @@ rfn_ring_consume(rfn_ring *r, EVP_MD_CTX *ctx, PyThreadState **tstate, rfn_failu
 
         pthread_mutex_lock(&r->lock);
         r->tail++;
-        pthread_cond_broadcast(&r->changed);
+        if (r->producer_waiting && r->head - r->tail <= RFN_RING_SLOTS / 2) {
+            pthread_cond_broadcast(&r->changed);
+        }
     }
     pthread_mutex_unlock(&r->lock);
     if (r->fail.kind != RFN_OK) {

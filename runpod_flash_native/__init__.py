@@ -8,6 +8,7 @@ and :mod:`runpod_flash_native.deployment`.
 from . import _fingerprint
 from ._fingerprint import SourceChangedError, SymlinkLoopError
 from .build import compute_source_fingerprint, fingerprint_project, fingerprint_project_files
+from ._patch import patch_flash, unpatch_flash, patched
 
 __version__ = "0.1.0"
 
@@ -17,4 +18,7 @@ __all__ = [
     "compute_source_fingerprint",
     "fingerprint_project",
     "fingerprint_project_files",
+    "patch_flash",
+    "patched",
+    "unpatch_flash",
 ]

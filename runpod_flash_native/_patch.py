@@ -1,0 +1,239 @@
+"""Swap flash's Python call sites for the native implementations.
+
+:func:`patch_flash` rebinds, in an imported ``runpod_flash``, the module
+attributes flash's own code calls through (``module.name(...)`` looks the name
+up in the module's globals at call time, so rebinding the attribute reroutes
+every later call):
+
+=====================================================  ===========================================================
+flash module attribute                                 native replacement
+=====================================================  ===========================================================
+``cli.commands.build.compute_source_fingerprint``      :func:`runpod_flash_native.build.compute_source_fingerprint`
+``cli.commands.build.load_ignore_patterns``            :func:`runpod_flash_native.ignore.load_ignore_patterns`
+``cli.commands.build.get_file_tree``                   :func:`runpod_flash_native.ignore.get_file_tree`
+``cli.commands.build_utils.scanner.load_ignore_patterns`` / ``get_file_tree``   (same)
+``cli.commands.run.load_ignore_patterns`` / ``get_file_tree`` (``flash dev``)   (same)
+``cli.utils.deployment._resource_config_for_compare``  :func:`runpod_flash_native.deployment.resource_config_for_compare`
+=====================================================  ===========================================================
+
+``runpod_flash.cli.utils.ignore`` itself is left alone: flash's own modules
+bound its functions at import time, and third-party code that calls it keeps
+getting a real ``pathspec.PathSpec``.
+
+A site is replaced only when its current value has the signature of flash's
+function (its "shape"); anything else (a future flash, somebody else's
+monkeypatch) is skipped with a :class:`FlashPatchWarning`. Nothing at all is
+patched, again with a warning, when the installed runpod-flash is outside
+:data:`SUPPORTED_FLASH_VERSIONS`, the range this release was verified with.
+
+Both functions are idempotent and thread-safe; :func:`patched` is the
+context-manager form and nests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import re
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+__all__ = [
+    "SUPPORTED_FLASH_VERSIONS",
+    "FlashPatchWarning",
+    "is_patched",
+    "patch_flash",
+    "patched",
+    "unpatch_flash",
+]
+
+#: The runpod-flash releases this release of runpod_flash_native was verified
+#: against (differential tests + the end-to-end ``flash build`` comparison).
+SUPPORTED_FLASH_VERSIONS = ">=1.21.0,<1.22.0"
+_MIN_VERSION = (1, 21, 0)
+_MAX_VERSION_EXCLUSIVE = (1, 22, 0)
+
+
+class FlashPatchWarning(UserWarning):
+    """``patch_flash`` left (some of) flash's call sites unpatched."""
+
+
+@dataclass(frozen=True)
+class _Site:
+    module: str
+    attr: str
+    params: tuple[str, ...]
+    native_module: str
+    native_attr: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.module, self.attr)
+
+    def __str__(self) -> str:
+        return f"{self.module}.{self.attr}"
+
+
+_BUILD = "runpod_flash.cli.commands.build"
+_SCANNER = "runpod_flash.cli.commands.build_utils.scanner"
+_RUN = "runpod_flash.cli.commands.run"
+_DEPLOYMENT = "runpod_flash.cli.utils.deployment"
+_N_BUILD = "runpod_flash_native.build"
+_N_IGNORE = "runpod_flash_native.ignore"
+_N_DEPLOYMENT = "runpod_flash_native.deployment"
+
+_LOAD = ("load_ignore_patterns", ("project_dir",))
+_TREE = ("get_file_tree", ("directory", "spec", "base_dir"))
+
+SITES: tuple[_Site, ...] = (
+    _Site(_BUILD, "compute_source_fingerprint", ("project_dir", "files"), _N_BUILD, "compute_source_fingerprint"),
+    *(
+        _Site(module, name, params, _N_IGNORE, name)
+        for module in (_BUILD, _SCANNER, _RUN)
+        for name, params in (_LOAD, _TREE)
+    ),
+    _Site(_DEPLOYMENT, "_resource_config_for_compare", ("config",), _N_DEPLOYMENT, "resource_config_for_compare"),
+)
+
+_lock = threading.RLock()
+# site key -> (flash's original object, the native object we installed)
+_active: dict[tuple[str, str], tuple[object, object]] = {}
+
+
+def _flash_version() -> str | None:
+    """Installed runpod-flash version, or None when it is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("runpod-flash")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _parse_version(version: str) -> tuple[int, int, int] | None:
+    m = re.match(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?", version)
+    if m is None:
+        return None
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
+
+
+def version_supported(version: str | None) -> bool:
+    """Whether ``version`` (a runpod-flash version string) is in the verified range."""
+    parsed = _parse_version(version) if version else None
+    return parsed is not None and _MIN_VERSION <= parsed < _MAX_VERSION_EXCLUSIVE
+
+
+def _shape_matches(obj: object, params: tuple[str, ...]) -> bool:
+    if not callable(obj):
+        return False
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return False
+    return tuple(sig.parameters) == params
+
+
+def _warn(message: str) -> None:
+    # stacklevel 3: the caller of patch_flash()/patched()
+    warnings.warn(message, FlashPatchWarning, stacklevel=3)
+
+
+def is_patched() -> bool:
+    """True while at least one flash call site runs the native code."""
+    with _lock:
+        return any(_current(key) is new for key, (_, new) in _active.items())
+
+
+def _current(key: tuple[str, str]) -> object:
+    module = importlib.import_module(key[0])
+    return getattr(module, key[1], None)
+
+
+def patch_flash() -> bool:
+    """Route flash's fingerprint, ignore-walk and config-compare call sites to
+    the native implementations.
+
+    Returns True when the patch is active after the call (also when it already
+    was), False when nothing was patched because the installed runpod-flash is
+    missing or outside :data:`SUPPORTED_FLASH_VERSIONS` (a
+    :class:`FlashPatchWarning` says why). Sites whose current value does not
+    have flash's signature are skipped with a warning.
+    """
+    with _lock:
+        version = _flash_version()
+        if version is None:
+            _warn("runpod-flash is not installed; patch_flash() patched nothing")
+            return False
+        if not version_supported(version):
+            _warn(
+                f"runpod-flash {version} is outside the range runpod_flash_native "
+                f"was verified with ({SUPPORTED_FLASH_VERSIONS}); patch_flash() "
+                "patched nothing and flash runs its own Python code"
+            )
+            return False
+
+        # Resolve everything before touching anything: no half-applied patch
+        # when an import fails.
+        natives = {}
+        modules = {}
+        for site in SITES:
+            native_module = importlib.import_module(site.native_module)
+            natives[site.key] = getattr(native_module, site.native_attr)
+            modules[site.module] = importlib.import_module(site.module)
+
+        todo = []
+        for site in SITES:
+            current = getattr(modules[site.module], site.attr, None)
+            native = natives[site.key]
+            if current is native:
+                continue  # already patched
+            if not _shape_matches(current, site.params):
+                _warn(
+                    f"{site} does not have flash's signature "
+                    f"({', '.join(site.params)}); left unpatched"
+                )
+                continue
+            todo.append((site, current, native))
+
+        for site, original, native in todo:
+            setattr(modules[site.module], site.attr, native)
+            _active[site.key] = (original, native)
+        return True
+
+
+def unpatch_flash() -> bool:
+    """Restore flash's original functions at every site :func:`patch_flash`
+    replaced. A site somebody rebound after us is left as it is.
+
+    Returns True when something was restored. Idempotent.
+    """
+    with _lock:
+        restored = False
+        for (module_name, attr), (original, native) in list(_active.items()):
+            module = importlib.import_module(module_name)
+            if getattr(module, attr, None) is native:
+                setattr(module, attr, original)
+                restored = True
+            del _active[(module_name, attr)]
+        return restored
+
+
+@contextlib.contextmanager
+def patched() -> Iterator[bool]:
+    """``with patched():`` runs the block with :func:`patch_flash` applied and
+    restores flash afterwards, unless the patch was already active on entry
+    (nesting, or a global :func:`patch_flash`), in which case it stays.
+
+    Yields what :func:`patch_flash` returned.
+    """
+    with _lock:
+        was_patched = is_patched()
+        active = patch_flash()
+    try:
+        yield active
+    finally:
+        if active and not was_patched:
+            unpatch_flash()

@@ -1,0 +1,809 @@
+"""``runpod-flash-native`` (also ``python -m runpod_flash_native``).
+
+Inspect a flash project the way ``flash build`` / ``flash deploy`` see it,
+without building: the source fingerprint, the shipped file list, whether the
+next deploy rolls the endpoints, and the reconciliation plan between two
+manifests. Standard library only (plus this package's extension).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import re
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+PROG = "runpod-flash-native"
+
+EXIT_OK = 0
+EXIT_CHANGED = 1
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
+MANIFEST_RELPATH = Path(".flash") / "flash_manifest.json"
+DEFAULT_INDEX_RELPATH = Path(".flash") / "source_index.json"
+INDEX_FORMAT = "runpod-flash-native/source-index"
+INDEX_VERSION = 1
+LIST_LIMIT = 50  # text output of `status`: files listed per kind
+
+#: Environment knobs (documented in --help): progress delay in seconds, and
+#: RUNPOD_FLASH_NATIVE_DEBUG=1 to get a traceback instead of the one-line error.
+PROGRESS_DELAY_ENV = "RUNPOD_FLASH_NATIVE_PROGRESS_DELAY"
+DEBUG_ENV = "RUNPOD_FLASH_NATIVE_DEBUG"
+
+EPILOG = f"""\
+exit codes:
+  0    success; for `status`: the source is unchanged since the manifest's
+       source_fingerprint (the next deploy rolls no endpoint for source changes)
+  1    `status` only: the source changed (the next deploy rolls the endpoints)
+  2    usage error, or the command failed (one line on stderr:
+       "{PROG}: error: <message naming the path>"; with --json also
+       {{"error": ...}} on stdout)
+  130  interrupted (Ctrl-C)
+
+progress:
+  Walks and hashes that take longer than {1.0:g} s report files, bytes and rate on
+  stderr when stderr is a terminal, and print nothing otherwise
+  ({PROGRESS_DELAY_ENV} changes the delay).
+  {DEBUG_ENV}=1 shows the Python traceback of an error.
+"""
+
+
+class CliError(Exception):
+    """A failure reported as one line and exit code 2."""
+
+
+# --------------------------------------------------------------------------
+# small helpers
+
+
+def _show(path: str | os.PathLike[str]) -> str:
+    """A path made printable (undecodable bytes shown as \\xNN)."""
+    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None:
+        msg = f"{_show(exc.filename)}: {exc.strerror or exc}"
+        if exc.filename2 is not None:
+            msg += f" (-> {_show(exc.filename2)})"
+        return msg
+    return str(exc) or type(exc).__name__
+
+
+def _project_dir(raw: str) -> Path:
+    path = Path(raw).absolute()
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise CliError(f"{_show(raw)}: no such directory") from None
+    except OSError as e:
+        raise CliError(f"{_show(raw)}: {e.strerror or e}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise CliError(f"{_show(raw)}: not a directory")
+    return path
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"{_show(path)}: {what} not found") from None
+    except OSError as e:
+        raise CliError(_describe(e)) from None
+    except UnicodeDecodeError as e:
+        raise CliError(f"{_show(path)}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CliError(f"{_show(path)}: invalid JSON ({e.msg}, line {e.lineno} column {e.colno})") from None
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise CliError(_describe(e)) from None
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"{PROG}: warning: {message}\n")
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+# --------------------------------------------------------------------------
+# progress on stderr (terminal only)
+
+
+class _Progress:
+    """Reports a long blocking native call on stderr.
+
+    The native walk and hash are single calls that release the GIL, so a
+    daemon thread can redraw one status line: after ``delay`` seconds it shows
+    the phase, file count, byte total and elapsed time; when the call ends the
+    line is replaced by a summary with the rate. Nothing is written when
+    stderr is not a terminal, or when the call ends before ``delay``.
+    """
+
+    SPIN = "|/-\\"
+
+    def __init__(self, label: str, files: Sequence[Path] | None = None) -> None:
+        self.label = label
+        self.files = files
+        self.enabled = _stderr_is_tty()
+        self.delay = _progress_delay()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._shown = False
+        self._bytes: int | None = None
+        self._start = 0.0
+
+    def __enter__(self) -> _Progress:
+        self._start = time.monotonic()
+        if self.enabled:
+            self._thread = threading.Thread(target=self._run, name="rfn-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._shown:
+            elapsed = time.monotonic() - self._start
+            if exc_type is None:
+                sys.stderr.write("\r\033[K" + self._summary(elapsed) + "\n")
+            else:
+                sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+    def _total_bytes(self) -> int | None:
+        if self.files is None:
+            return None
+        if self._bytes is None:
+            total = 0
+            for f in self.files:
+                if self._done.is_set():
+                    return None
+                try:
+                    total += f.stat().st_size
+                except OSError:
+                    pass
+            self._bytes = total
+        return self._bytes
+
+    def _counts(self) -> str:
+        if self.files is None:
+            return ""
+        total = self._bytes
+        size = f", {_human_bytes(total)}" if total is not None else ""
+        return f"{len(self.files)} files{size}"
+
+    def _summary(self, elapsed: float) -> str:
+        parts = [f"{self.label}: done"]
+        if self.files is not None:
+            parts.append(self._counts())
+        parts.append(f"{elapsed:.1f} s")
+        if self._bytes is not None and elapsed > 0:
+            parts.append(f"{_human_bytes(self._bytes / elapsed)}/s")
+        return ", ".join(p for p in parts if p)
+
+    def _run(self) -> None:
+        if self._done.wait(self.delay):
+            return
+        self._shown = True
+        i = 0
+        while True:
+            elapsed = time.monotonic() - self._start
+            counts = self._counts()
+            line = f"{self.label} {self.SPIN[i % 4]} {counts + ', ' if counts else ''}{elapsed:.1f} s"
+            sys.stderr.write("\r\033[K" + line)
+            sys.stderr.flush()
+            i += 1
+            if self._bytes is None and self.files is not None:
+                self._total_bytes()  # computed once, in this thread
+                continue
+            if self._done.wait(0.2):
+                return
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _progress_delay() -> float:
+    raw = os.environ.get(PROGRESS_DELAY_ENV)
+    if raw:
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            pass
+    return 1.0
+
+
+# --------------------------------------------------------------------------
+# the project as flash sees it
+
+
+class _Guard:
+    """Turns a failure of a native call into a CliError naming a path: the
+    file in an OSError, else ``where``."""
+
+    def __init__(self, where: Path) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc is None or isinstance(exc, (CliError, KeyboardInterrupt, BrokenPipeError)):
+            return False
+        if not isinstance(exc, Exception):
+            return False
+        if isinstance(exc, OSError) and exc.filename is not None:
+            raise CliError(_describe(exc)) from None
+        message = _describe(exc)
+        where = _show(self.where)
+        raise CliError(message if where in message else f"{where}: {message}") from None
+
+
+def _walk(root: Path) -> list[Path]:
+    """flash's shipped file list, in flash's order (native walk)."""
+    from . import ignore
+
+    gitignore = root / ".gitignore"
+    try:
+        spec = ignore.load_ignore_patterns(root)
+    except (ValueError, re.error) as e:  # a bad .gitignore pattern, naming its line
+        raise CliError(f"{_show(gitignore)}: {e}") from None
+    with _Guard(root), _Progress(f"walking {_show(root)}"):
+        return ignore.get_file_tree(root, spec)
+
+
+def _check_utf8_names(root: Path, files: Sequence[Path]) -> None:
+    # flash's fingerprint encodes each relative path as UTF-8 and fails on
+    # undecodable names with a bare UnicodeEncodeError: name the file instead.
+    for f in files:
+        try:
+            _rel(f, root).encode("utf-8")
+        except UnicodeEncodeError:
+            raise CliError(
+                f"{_show(f)}: file name is not valid UTF-8; flash cannot fingerprint it "
+                "(rename it or add it to .gitignore)"
+            ) from None
+
+
+def _fingerprint(root: Path, files: Sequence[Path]) -> str:
+    from .build import compute_source_fingerprint
+
+    _check_utf8_names(root, files)
+    with _Guard(root), _Progress("hashing", files):
+        return compute_source_fingerprint(root, files)
+
+
+def _sorted_rel(root: Path, files: Sequence[Path]) -> list[str]:
+    return sorted(_rel(f, root) for f in files)
+
+
+def _file_sha256(path: Path) -> tuple[int, str]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return size, h.hexdigest()
+
+
+def _hash_files(paths: Sequence[Path]) -> list[tuple[int, str]]:
+    if not paths:
+        return []
+    with _Guard(paths[0].parent), _Progress("indexing", paths), ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        return list(pool.map(_file_sha256, paths))
+
+
+def _stat_key(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _build_index(root: Path, files: Sequence[Path]) -> tuple[str, dict[str, dict[str, Any]]]:
+    """(fingerprint, per-file index) taken from the same file contents.
+
+    Files are stat'ed before and after hashing; a change in between (size,
+    mtime, inode) restarts, at most three times.
+    """
+    for _attempt in range(3):
+        before = [_stat_key(f) for f in files]
+        digests = _hash_files(files)
+        fingerprint = _fingerprint(root, files)
+        changed = [f for f, key in zip(files, before) if _stat_key(f) != key]
+        if not changed:
+            index = {
+                _rel(f, root): {"size": size, "sha256": sha}
+                for f, (size, sha) in zip(files, digests)
+            }
+            return fingerprint, dict(sorted(index.items()))
+    raise CliError(f"{_show(changed[0])}: kept changing while the index was written; try again")
+
+
+def _load_index(path: Path) -> dict[str, Any]:
+    data = _read_json(path, "index")
+    if not (
+        isinstance(data, dict)
+        and data.get("format") == INDEX_FORMAT
+        and isinstance(data.get("files"), dict)
+    ):
+        raise CliError(f"{_show(path)}: not a {PROG} index (write one with `{PROG} fingerprint --index FILE`)")
+    if data.get("version") != INDEX_VERSION:
+        raise CliError(f"{_show(path)}: unsupported index version {data.get('version')!r}")
+    return data
+
+
+# --------------------------------------------------------------------------
+# warnings: shipped secrets, symlinks leaving the project
+
+_SECRET_TEMPLATES = {".env.example", ".env.sample", ".env.template", ".env.dist"}
+_SECRET_NAMES = {"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", ".netrc", ".pypirc"}
+
+
+def looks_like_secret(name: str) -> bool:
+    """File names that usually hold credentials.
+
+    ``.env.*`` (flash ignores only ``.env`` and ``.env.local``; the template
+    names ``.env.example``, ``.env.sample``, ``.env.template`` and ``.env.dist``
+    are exempt), ``*.env``, SSH private keys (``id_rsa``, ``id_dsa``,
+    ``id_ecdsa``, ``id_ed25519``), ``.netrc`` and ``.pypirc``.
+    """
+    lower = name.lower()
+    if lower.startswith(".env."):
+        return lower not in _SECRET_TEMPLATES
+    if lower in _SECRET_NAMES:
+        return True
+    return lower != ".env" and lower.endswith(".env")
+
+
+def _secret_warnings(root: Path, files: Sequence[Path]) -> list[dict[str, str]]:
+    return [
+        {"kind": "secret", "path": rel}
+        for rel in _sorted_rel(root, files)
+        if looks_like_secret(rel.rsplit("/", 1)[-1])
+    ]
+
+
+def _within(path: str, root: str) -> bool:
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:
+        return False
+
+
+def _symlink_warnings(root: Path, files: Sequence[Path]) -> list[dict[str, str]]:
+    """Shipped files reached through a symlink that resolves outside ``root``,
+    reported once per outermost such symlink."""
+    root_real = os.path.realpath(root)
+    checked: dict[tuple[str, ...], bool] = {}  # path parts -> leaves the project
+    found: dict[str, str] = {}
+    for f in files:
+        parts = f.relative_to(root).parts
+        cur = root
+        for i, part in enumerate(parts):
+            cur = cur / part
+            key = parts[: i + 1]
+            leaves = checked.get(key)
+            if leaves is None:
+                leaves = False
+                if cur.is_symlink():
+                    target = os.path.realpath(cur)
+                    if not _within(target, root_real):
+                        leaves = True
+                        found[Path(*key).as_posix()] = target
+                checked[key] = leaves
+            if leaves:
+                break
+    return [{"kind": "symlink_outside", "path": p, "target": t} for p, t in sorted(found.items())]
+
+
+def _print_warnings(warnings: list[dict[str, str]]) -> None:
+    for w in warnings:
+        if w["kind"] == "secret":
+            _warn(f"{_show(w['path'])} looks like a secret and is shipped (flash does not ignore it; add it to .gitignore)")
+        else:
+            _warn(f"{_show(w['path'])} is a symlink to {_show(w['target'])}, outside the project; its content is shipped")
+
+
+# --------------------------------------------------------------------------
+# commands
+
+
+def cmd_fingerprint(args: argparse.Namespace) -> int:
+    root = _project_dir(args.dir)
+    files = _walk(root)
+    index_path = None
+    if args.index is not None:
+        index_path = Path(args.index).absolute()
+        fingerprint, index = _build_index(root, files)
+        _write_json_atomic(
+            index_path,
+            {
+                "format": INDEX_FORMAT,
+                "version": INDEX_VERSION,
+                "source_fingerprint": fingerprint,
+                "files": index,
+            },
+        )
+    else:
+        fingerprint = _fingerprint(root, files)
+    if args.json:
+        _emit_json(
+            {
+                "project_dir": str(root),
+                "source_fingerprint": fingerprint,
+                "file_count": len(files),
+                "index": str(index_path) if index_path else None,
+            }
+        )
+    else:
+        _out(fingerprint)
+    return EXIT_OK
+
+
+def cmd_files(args: argparse.Namespace) -> int:
+    root = _project_dir(args.dir)
+    rels = _sorted_rel(root, _walk(root))
+    if args.json:
+        _emit_json({"project_dir": str(root), "count": len(rels), "files": rels})
+        return EXIT_OK
+    sep = b"\0" if args.null else b"\n"
+    out = sys.stdout.buffer
+    sys.stdout.flush()
+    for rel in rels:
+        out.write(os.fsencode(rel) + sep)
+    out.flush()
+    return EXIT_OK
+
+
+def _diff_against_index(root: Path, files: Sequence[Path], index: dict[str, Any]) -> dict[str, list[str]]:
+    recorded: dict[str, Any] = index["files"]
+    current = {_rel(f, root): f for f in files}
+    added = sorted(set(current) - set(recorded))
+    removed = sorted(set(recorded) - set(current))
+    modified = []
+    to_hash = []
+    for rel in sorted(set(current) & set(recorded)):
+        entry = recorded[rel]
+        size = entry.get("size") if isinstance(entry, dict) else None
+        try:
+            cur_size = current[rel].stat().st_size
+        except OSError as e:
+            raise CliError(_describe(e)) from None
+        if size != cur_size:
+            modified.append(rel)
+        else:
+            to_hash.append(rel)
+    for rel, (_, sha) in zip(to_hash, _hash_files([current[r] for r in to_hash])):
+        if sha != recorded[rel].get("sha256"):
+            modified.append(rel)
+    return {"added": added, "removed": removed, "modified": sorted(modified)}
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    root = _project_dir(args.dir)
+    manifest_path = root / MANIFEST_RELPATH
+    if not manifest_path.exists():
+        raise CliError(f"{_show(manifest_path)}: no manifest (run `flash build` first)")
+    manifest = _read_json(manifest_path, "manifest")
+    if not isinstance(manifest, dict):
+        raise CliError(f"{_show(manifest_path)}: not a flash manifest (expected a JSON object)")
+    recorded = manifest.get("source_fingerprint")
+    if not isinstance(recorded, str) or not recorded:
+        raise CliError(
+            f"{_show(manifest_path)}: no source_fingerprint recorded "
+            "(built by a runpod-flash without source fingerprints; run `flash build`)"
+        )
+
+    index_path = Path(args.index).absolute() if args.index else root / DEFAULT_INDEX_RELPATH
+    index = None
+    if args.index or index_path.exists():
+        index = _load_index(index_path)
+
+    files = _walk(root)
+    current = _fingerprint(root, files)
+    changed = current != recorded
+
+    resources = manifest.get("resources")
+    resources = resources if isinstance(resources, dict) else {}
+    rolls = sorted(
+        name for name, cfg in resources.items() if not (isinstance(cfg, dict) and cfg.get("client_mode"))
+    ) if changed else []
+
+    index_report = None
+    if index is not None:
+        diff = (
+            _diff_against_index(root, files, index)
+            if current != index.get("source_fingerprint")
+            else {"added": [], "removed": [], "modified": []}
+        )
+        index_report = {
+            "path": str(index_path),
+            "source_fingerprint": index.get("source_fingerprint"),
+            "matches_manifest": index.get("source_fingerprint") == recorded,
+            **diff,
+        }
+
+    warnings = _secret_warnings(root, files) + _symlink_warnings(root, files)
+
+    if args.json:
+        _emit_json(
+            {
+                "project_dir": str(root),
+                "manifest": str(manifest_path),
+                "status": "changed" if changed else "unchanged",
+                "changed": changed,
+                "recorded_fingerprint": recorded,
+                "current_fingerprint": current,
+                "file_count": len(files),
+                "rolls": rolls,
+                "index": index_report,
+                "warnings": warnings,
+            }
+        )
+    else:
+        _print_status(root, manifest_path, recorded, current, rolls, index_report)
+        _print_warnings(warnings)
+    return EXIT_CHANGED if changed else EXIT_OK
+
+
+def _print_status(
+    root: Path,
+    manifest_path: Path,
+    recorded: str,
+    current: str,
+    rolls: list[str],
+    index_report: dict[str, Any] | None,
+) -> None:
+    if recorded == current:
+        _out(f"unchanged: {_show(root)} matches the source_fingerprint in {_show(manifest_path)}")
+        _out(f"  fingerprint {current}")
+        _out("  the next deploy rolls no endpoint for source changes")
+    else:
+        _out(f"changed: {_show(root)} differs from the source_fingerprint in {_show(manifest_path)}")
+        _out(f"  recorded    {recorded}")
+        _out(f"  current     {current}")
+        if rolls:
+            _out(f"  the next deploy rolls {len(rolls)} endpoint(s): {', '.join(rolls)}")
+        else:
+            _out("  the next deploy rebuilds, but no endpoint in the manifest takes source changes")
+    if index_report is None:
+        if recorded != current:
+            _out(f"  (per-file changes: save an index after building with `{PROG} fingerprint --index {DEFAULT_INDEX_RELPATH}`)")
+        return
+    if not index_report["matches_manifest"]:
+        _out(f"  note: index {_show(index_report['path'])} was saved for a different build; files are compared with the index")
+    for kind in ("added", "removed", "modified"):
+        names = index_report[kind]
+        for rel in names[:LIST_LIMIT]:
+            _out(f"  {kind + ':':<10} {_show(rel)}")
+        if len(names) > LIST_LIMIT:
+            _out(f"  {kind + ':':<10} ... and {len(names) - LIST_LIMIT} more (--json lists all)")
+
+
+def _load_deployment():
+    from . import deployment
+
+    return deployment
+
+
+def _fmt_value(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    local = _read_json(Path(args.local_manifest), "local manifest")
+    state = _read_json(Path(args.state_manifest), "state manifest")
+    for path, data in ((args.local_manifest, local), (args.state_manifest, state)):
+        if not isinstance(data, dict):
+            raise CliError(f"{_show(path)}: not a flash manifest (expected a JSON object)")
+    deployment = _load_deployment()
+    mode = "adopt" if args.adopt_missing_fingerprint else "update"
+    try:
+        plan = deployment.plan_reconciliation(local, state, missing_state_fingerprint=mode)
+    except (ValueError, TypeError, KeyError) as e:
+        raise CliError(f"{_show(args.local_manifest)}, {_show(args.state_manifest)}: cannot plan: {_describe(e)}") from None
+    data = plan.to_dict()
+    if args.json:
+        _emit_json(data)
+    else:
+        _print_plan(data)
+    return EXIT_OK
+
+
+def _print_plan(data: dict[str, Any]) -> None:
+    provision, update, reuse, delete = (list(data.get(k) or ()) for k in ("provision", "update", "reuse", "delete"))
+    adopted = set(data.get("adopted") or ())
+    reasons = data.get("reasons") or {}
+    _out(
+        f"plan: {len(provision)} to provision, {len(update)} to update, "
+        f"{len(reuse)} to reuse, {len(delete)} to delete"
+    )
+    for name in provision:
+        _out(f"  provision  {name}  (not in the deployed manifest)")
+    for name in update:
+        _out(f"  update     {name}")
+        for change in reasons.get(name) or ():
+            _out(f"               {_change_line(change)}")
+    for name in reuse:
+        note = "  (adopted: deployed without a source fingerprint)" if name in adopted else ""
+        _out(f"  reuse      {name}{note}")
+    for name in delete:
+        _out(f"  delete     {name}  (not in the local manifest; flash 1.21 only logs it)")
+
+
+def _change_line(change: dict[str, Any]) -> str:
+    kind = change.get("kind")
+    if kind == "endpoint_missing":
+        return "no endpoint in the deployed manifest"
+    field = change.get("field") or "<whole config>"
+    if kind == "added":
+        return f"{field}: added {_fmt_value(change.get('new'))}"
+    if kind == "removed":
+        return f"{field}: removed (was {_fmt_value(change.get('old'))})"
+    return f"{field}: {_fmt_value(change.get('old'))} -> {_fmt_value(change.get('new'))}"
+
+
+# --------------------------------------------------------------------------
+# argument parsing and the entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Inspect a runpod-flash project exactly as `flash build` / `flash deploy` "
+            "see it: source fingerprint, shipped files, whether the next deploy rolls "
+            "the endpoints, and the deploy reconciliation plan."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help_text: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name, help=help_text, description=help_text, epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(func=func)
+        p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        return p
+
+    p = add("fingerprint", "print the source_fingerprint `flash build` would write for DIR", cmd_fingerprint)
+    p.add_argument("dir", metavar="DIR", nargs="?", default=".", help="project directory (default: .)")
+    p.add_argument(
+        "--index", metavar="FILE",
+        help=f"also write each shipped file's size and SHA-256 to FILE, for `status` "
+        f"(it reads DIR/{DEFAULT_INDEX_RELPATH.as_posix()} by default)",
+    )
+
+    p = add("files", "list the files `flash build` ships from DIR, sorted, one per line", cmd_files)
+    p.add_argument("dir", metavar="DIR", nargs="?", default=".", help="project directory (default: .)")
+    p.add_argument("-0", "--null", action="store_true", help="separate names with NUL instead of newline")
+
+    p = add(
+        "status",
+        "compare DIR with the source_fingerprint in DIR/.flash/flash_manifest.json: "
+        "does the next deploy roll the endpoints? (exit 0 unchanged, 1 changed, 2 error)",
+        cmd_status,
+    )
+    p.add_argument("dir", metavar="DIR", nargs="?", default=".", help="project directory (default: .)")
+    p.add_argument(
+        "--index", metavar="FILE",
+        help=f"per-file index written by `fingerprint --index`, to list added, removed and "
+        f"modified files (default: DIR/{DEFAULT_INDEX_RELPATH.as_posix()} when it exists)",
+    )
+
+    p = add("plan", "print the deploy reconciliation plan between a local and a state manifest", cmd_plan)
+    p.add_argument("local_manifest", metavar="LOCAL_MANIFEST", help="the manifest `flash build` wrote (.flash/flash_manifest.json)")
+    p.add_argument("state_manifest", metavar="STATE_MANIFEST", help="the manifest of the deployed build (State Manager)")
+    p.add_argument(
+        "--adopt-missing-fingerprint", action="store_true",
+        help="migration mode: a deployed resource without a recorded source fingerprint "
+        "adopts the local one instead of being updated",
+    )
+    return parser
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord(record.__dict__)
+        record.levelname = record.levelname.lower()
+        return super().format(record)
+
+
+def _route_library_warnings() -> None:
+    """The native modules log flash's warnings (unreadable directory skipped,
+    leftover .flashignore, unreadable .gitignore): show them as our warning
+    lines on stderr."""
+    logger = logging.getLogger("runpod_flash_native")
+    if any(getattr(h, "_rfn_cli", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LowerLevelFormatter(f"{PROG}: %(levelname)s: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    handler._rfn_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # usage errors: argparse prints usage, exits 2
+    _route_library_warnings()
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\n{PROG}: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # stdout closed early (`| head`): not an error worth a message.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except OSError:
+            pass
+        return EXIT_BROKEN_PIPE
+    except Exception as e:  # noqa: BLE001 - every failure is one line, exit 2
+        if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+            raise
+        message = str(e) if isinstance(e, CliError) else _describe(e)
+        sys.stderr.write(f"{PROG}: error: {message}\n")
+        if getattr(args, "json", False):
+            try:
+                _emit_json({"error": message, "exit_code": EXIT_ERROR})
+            except (OSError, ValueError):
+                pass
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,546 @@
+"""The ``runpod-flash-native`` command line, driven in a subprocess as a user
+would (``python -m runpod_flash_native``), checked against flash's own Python
+implementation of the same answers."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import runpod_flash_native
+
+from runpod_flash.cli.commands import build as flash_build
+from runpod_flash.cli.utils import ignore as flash_ignore
+
+# Where the imported (built) package lives: the checkout for an in-place build,
+# site-packages after `pip install .`; subprocesses must import the same one.
+PACKAGE_ROOT = Path(runpod_flash_native.__file__).resolve().parent.parent
+PROG = "runpod-flash-native"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
+    env.pop("RUNPOD_FLASH_NATIVE_DEBUG", None)
+    env.update(extra)
+    return env
+
+
+def run(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runpod_flash_native", *map(str, args)],
+        # `python -m` puts the cwd first on sys.path: never the source checkout
+        # when the package was pip-installed elsewhere.
+        cwd=cwd or PACKAGE_ROOT, env=_env(**env), capture_output=True, text=True, timeout=60,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"{PROG}: error: "), lines[0]
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------
+# a project, and flash's own answers for it
+
+
+def write(root: Path, rel: str, content: str | bytes = "x\n") -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "app"
+    write(root, "worker.py", "print('worker')\n")
+    write(root, "pkg/__init__.py", "")
+    write(root, "pkg/util.py", "def f(): return 1\n")
+    write(root, "pkg/deep/data.json", '{"a": 1}\n')
+    write(root, "README.md", "# app\n")
+    write(root, "NOTES.md", "not shipped\n")
+    write(root, "tests/test_worker.py", "def test(): pass\n")
+    write(root, "cache/blob.bin", b"\0" * 100)
+    write(root, "cache/keep.bin", b"\1" * 10)
+    write(root, "logs/run.log", "log\n")
+    write(root, ".env", "SECRET=1\n")
+    write(root, ".env.local", "SECRET=2\n")
+    write(root, ".gitignore", "*.bin\n!cache/keep.bin\nlogs/\n")
+    return root
+
+
+def flash_files(root: Path) -> list[Path]:
+    return flash_ignore.get_file_tree(root, flash_ignore.load_ignore_patterns(root))
+
+
+def flash_rel_files(root: Path) -> list[str]:
+    return sorted(f.relative_to(root).as_posix() for f in flash_files(root))
+
+
+def flash_fingerprint(root: Path) -> str:
+    return flash_build.compute_source_fingerprint(root, flash_files(root))
+
+
+def write_manifest(root: Path, fingerprint: str, **resources: dict) -> Path:
+    resources = resources or {"cpu_worker": {"resource_type": "CpuLiveServerless"}}
+    return write(
+        root, ".flash/flash_manifest.json",
+        json.dumps({"version": "1.0", "resources": resources, "source_fingerprint": fingerprint}),
+    )
+
+
+# ---------------------------------------------------------------------------
+# help, usage
+
+
+def test_help_documents_commands_and_exit_codes():
+    proc = run("--help")
+    assert proc.returncode == 0
+    for word in ("fingerprint", "files", "status", "plan", "exit codes", "unchanged", "changed"):
+        assert word in proc.stdout
+    for code in ("0 ", "1 ", "2 "):
+        assert f"\n  {code}" in proc.stdout
+    status_help = run("status", "--help").stdout
+    assert "--json" in status_help and "--index" in status_help and "exit codes" in status_help
+
+
+def test_usage_error_exits_2():
+    assert run().returncode == 2
+    assert run("nosuch").returncode == 2
+    assert run("files", "--bogus").returncode == 2
+
+
+# ---------------------------------------------------------------------------
+# fingerprint, files
+
+
+def test_fingerprint_matches_flash(project: Path):
+    expected = flash_fingerprint(project)
+    proc = run("fingerprint", project)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == expected + "\n"
+    assert proc.stderr == ""  # not a terminal: no progress
+
+
+def test_fingerprint_defaults_to_cwd_and_json(project: Path):
+    expected = flash_fingerprint(project)
+    assert run("fingerprint", cwd=project).stdout.strip() == expected
+    data = json.loads(run("fingerprint", "--json", cwd=project).stdout)
+    assert data["source_fingerprint"] == expected
+    assert data["file_count"] == len(flash_files(project))
+    assert Path(data["project_dir"]) == project
+
+
+def test_fingerprint_follows_changes(project: Path):
+    before = run("fingerprint", project).stdout
+    (project / "pkg/util.py").write_text("def f(): return 2\n")
+    after = run("fingerprint", project).stdout
+    assert before != after
+    assert after.strip() == flash_fingerprint(project)
+    # an ignored file does not count
+    (project / "NOTES.md").write_text("changed\n")
+    assert run("fingerprint", project).stdout == after
+
+
+def test_files_is_flash_list_sorted(project: Path):
+    expected = flash_rel_files(project)
+    assert expected == [
+        "README.md", "cache/keep.bin", "pkg/__init__.py", "pkg/deep/data.json", "pkg/util.py", "worker.py",
+    ]
+    proc = run("files", project)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == expected
+
+    nul = subprocess.run(
+        [sys.executable, "-m", "runpod_flash_native", "files", "-0", str(project)],
+        cwd=PACKAGE_ROOT, env=_env(), capture_output=True, timeout=60,
+    )
+    assert nul.returncode == 0
+    assert nul.stdout == b"".join(os.fsencode(p) + b"\0" for p in expected)
+
+    data = json.loads(run("files", "--json", project).stdout)
+    assert data["files"] == expected and data["count"] == len(expected)
+
+
+def test_files_name_with_newline_survives_nul_mode(project: Path):
+    write(project, "odd\nname.py", "")
+    out = subprocess.run(
+        [sys.executable, "-m", "runpod_flash_native", "files", "-0", str(project)],
+        cwd=PACKAGE_ROOT, env=_env(), capture_output=True, timeout=60,
+    ).stdout
+    assert b"odd\nname.py" in out.split(b"\0")
+
+
+# ---------------------------------------------------------------------------
+# errors: one line naming the path, exit 2
+
+
+def test_missing_directory(tmp_path: Path):
+    missing = tmp_path / "nope"
+    for command in ("fingerprint", "files", "status"):
+        assert_one_line_error(run(command, missing), str(missing))
+        proc = run(command, "--json", missing)
+        assert_one_line_error(proc, str(missing))
+        assert json.loads(proc.stdout)["error"]
+
+
+def test_not_a_directory(project: Path):
+    assert_one_line_error(run("files", project / "worker.py"), "worker.py", "not a directory")
+
+
+def test_bad_gitignore_pattern_names_the_file(project: Path):
+    write_manifest(project, "0" * 64)
+    (project / ".gitignore").write_text("*.bin\n!\n")
+    for command in ("fingerprint", "files", "status"):
+        assert_one_line_error(run(command, project), str(project / ".gitignore"), "line 2")
+
+
+def test_symlink_loop_names_the_link(project: Path):
+    (project / "pkg" / "up").symlink_to("..", target_is_directory=True)
+    assert_one_line_error(run("files", project), str(project / "pkg" / "up"))
+    assert_one_line_error(run("fingerprint", project), str(project / "pkg" / "up"))
+
+
+def test_library_warnings_are_warning_lines(project: Path):
+    write(project, ".flashignore", "*.log\n")
+    proc = run("files", project)
+    assert proc.returncode == 0
+    assert proc.stderr.splitlines() == [
+        f"{PROG}: warning: .flashignore is no longer supported; patterns are now built-in. "
+        "Move any custom patterns to .gitignore and delete .flashignore."
+    ]
+
+
+def run_inprocess(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI's main() in this process, stdout/stderr captured. For the
+    permission tests: they run in a child forked as nobody (conftest's
+    `unprivileged`), which cannot exec this interpreter under /root."""
+    import io
+
+    from runpod_flash_native import cli
+
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        code = cli.main([str(a) for a in args])
+    finally:
+        sys.stdout, sys.stderr = saved
+    texts = []
+    for stream in (out, err):
+        stream.flush()
+        texts.append(stream.buffer.getvalue().decode("utf-8"))
+    return subprocess.CompletedProcess(list(args), code, texts[0], texts[1])
+
+
+def test_unreadable_file_names_it(project: Path, unprivileged):
+    target = project / "pkg/util.py"
+    target.chmod(0)
+    proc = unprivileged(lambda: run_inprocess("fingerprint", project))
+    assert_one_line_error(proc, str(target), "Permission denied")
+
+
+def test_unreadable_directory_is_skipped_with_a_warning(project: Path, unprivileged):
+    # flash skips an unreadable directory with a warning; so do we
+    (project / "pkg/deep").chmod(0)
+    proc = unprivileged(lambda: run_inprocess("files", project))
+    assert proc.returncode == 0, proc.stderr
+    assert "pkg/deep/data.json" not in proc.stdout and "pkg/util.py" in proc.stdout
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{PROG}: warning: Permission denied: "), proc.stderr
+    assert str(project / "pkg/deep") in lines[0]
+
+
+def test_non_utf8_file_name_is_named(project: Path):
+    name = os.fsdecode(b"bad\xffname.py")
+    write(project, name, "")
+    err = assert_one_line_error(run("fingerprint", project), "bad\\xffname.py", "UTF-8")
+    assert str(project) in err
+
+
+# ---------------------------------------------------------------------------
+# status
+
+
+def test_status_without_manifest(project: Path):
+    assert_one_line_error(run("status", project), str(project / ".flash/flash_manifest.json"), "flash build")
+
+
+def test_status_manifest_errors(project: Path):
+    path = write(project, ".flash/flash_manifest.json", "{not json")
+    assert_one_line_error(run("status", project), str(path), "invalid JSON")
+    path.write_text(json.dumps({"resources": {}}))
+    assert_one_line_error(run("status", project), str(path), "source_fingerprint")
+
+
+def test_status_unchanged_then_changed(project: Path):
+    write_manifest(
+        project, flash_fingerprint(project),
+        gpu_worker={"resource_type": "LiveServerless"},
+        api={"resource_type": "LoadBalancerSlsResource"},
+        client={"resource_type": "LiveServerless", "client_mode": True},
+    )
+    proc = run("status", project)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("unchanged")
+
+    (project / "worker.py").write_text("print('v2')\n")
+    proc = run("status", project)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.startswith("changed")
+    assert "rolls 2 endpoint(s): api, gpu_worker" in proc.stdout
+
+    data = json.loads(run("status", "--json", project).stdout)
+    assert data["status"] == "changed" and data["changed"] is True
+    assert data["current_fingerprint"] == flash_fingerprint(project) != data["recorded_fingerprint"]
+    assert data["rolls"] == ["api", "gpu_worker"]  # client-mode endpoints run their own image
+    assert data["index"] is None
+
+
+def test_status_ignores_ignored_changes(project: Path):
+    write_manifest(project, flash_fingerprint(project))
+    (project / "NOTES.md").write_text("edited\n")
+    (project / "logs/run.log").write_text("more\n")
+    write(project, "tests/test_new.py", "")
+    assert run("status", project).returncode == 0
+
+
+def test_status_with_index_lists_file_changes(project: Path, tmp_path: Path):
+    write_manifest(project, flash_fingerprint(project))
+    index = tmp_path / "idx" / "index.json"
+    proc = run("fingerprint", "--index", index, project)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == flash_fingerprint(project)
+    saved = json.loads(index.read_text())
+    assert sorted(saved["files"]) == flash_rel_files(project)
+    assert saved["files"]["worker.py"]["size"] == len("print('worker')\n")
+
+    assert run("status", "--index", index, project).returncode == 0
+
+    (project / "pkg/util.py").write_text("def f(): return 9\n")  # same size, new content
+    (project / "worker.py").write_text("print('a longer worker')\n")
+    (project / "pkg/deep/data.json").unlink()
+    write(project, "pkg/new.py", "")
+    proc = run("status", "--index", index, "--json", project)
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)["index"]
+    assert report["added"] == ["pkg/new.py"]
+    assert report["removed"] == ["pkg/deep/data.json"]
+    assert report["modified"] == ["pkg/util.py", "worker.py"]
+    assert report["matches_manifest"] is True
+
+    text = run("status", "--index", index, project).stdout
+    assert "added:     pkg/new.py" in text and "removed:   pkg/deep/data.json" in text
+    assert "modified:  pkg/util.py" in text
+
+
+def test_status_reads_default_index(project: Path):
+    write_manifest(project, flash_fingerprint(project))
+    assert run("fingerprint", "--index", ".flash/source_index.json", cwd=project).returncode == 0
+    # .flash/ is ignored by flash: writing the index does not change the fingerprint
+    assert run("status", project).returncode == 0
+    (project / "worker.py").write_text("x = 1\n")
+    data = json.loads(run("status", "--json", project).stdout)
+    assert data["index"]["modified"] == ["worker.py"]
+
+
+def test_status_missing_or_bad_index(project: Path, tmp_path: Path):
+    write_manifest(project, flash_fingerprint(project))
+    assert_one_line_error(run("status", "--index", tmp_path / "none.json", project), "none.json")
+    bogus = write(tmp_path, "bogus.json", "[]")
+    assert_one_line_error(run("status", "--index", bogus, project), str(bogus), "index")
+
+
+def test_status_warns_about_secrets_and_outside_symlinks(project: Path, tmp_path: Path):
+    write(project, ".env.production", "TOKEN=1\n")
+    write(project, "conf/.env.staging", "TOKEN=2\n")
+    write(project, ".env.example", "TOKEN=\n")
+    outside = tmp_path / "outside"
+    write(outside, "shared.py", "")
+    (project / "ext").symlink_to(outside, target_is_directory=True)
+    (project / "inner").symlink_to(project / "pkg", target_is_directory=True)
+    write_manifest(project, flash_fingerprint(project))
+
+    proc = run("status", project)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith(f"{PROG}: warning: ")]
+    assert len(warnings) == 3, proc.stderr
+    assert any(".env.production" in w for w in warnings)
+    assert any("conf/.env.staging" in w for w in warnings)
+    assert any("ext" in w and str(outside) in w for w in warnings)
+    assert ".env.example" not in proc.stderr and "inner" not in proc.stderr
+    # .env and .env.local are ignored by flash: not shipped, no warning
+    assert "'.env'" not in proc.stderr and ".env.local" not in proc.stderr
+
+    data = json.loads(run("status", "--json", project).stdout)
+    assert {(w["kind"], w["path"]) for w in data["warnings"]} == {
+        ("secret", ".env.production"), ("secret", "conf/.env.staging"), ("symlink_outside", "ext"),
+    }
+
+
+# ---------------------------------------------------------------------------
+# progress on a terminal, silence otherwise
+
+
+def _run_with_tty_stderr(*args: str) -> tuple[int, str, str]:
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runpod_flash_native", *map(str, args)],
+            cwd=PACKAGE_ROOT, env=_env(RUNPOD_FLASH_NATIVE_PROGRESS_DELAY="0"),
+            stdout=subprocess.PIPE, stderr=slave, text=True,
+        )
+    finally:
+        os.close(slave)
+    chunks = []
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 30)
+            if not ready:
+                break
+            try:
+                data = os.read(master, 4096)
+            except OSError as e:  # EIO: the child closed the terminal
+                if e.errno != errno.EIO:
+                    raise
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+    out = proc.stdout.read()
+    proc.stdout.close()
+    return proc.wait(timeout=30), out, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_on_terminal_only(project: Path):
+    big = project / "weights.dat"
+    with open(big, "wb") as fh:
+        fh.truncate(96 << 20)  # sparse: cheap to write, 96 MB to hash
+    code, out, tty = _run_with_tty_stderr("fingerprint", project)
+    assert code == 0
+    assert out.strip() == flash_fingerprint(project)
+    assert "hashing" in tty and "files" in tty and "MB" in tty, tty
+    assert "/s" in tty  # the rate, in the final summary
+
+    plain = run("fingerprint", project, RUNPOD_FLASH_NATIVE_PROGRESS_DELAY="0")
+    assert plain.returncode == 0 and plain.stderr == ""
+
+
+# ---------------------------------------------------------------------------
+# plan
+
+
+def test_plan_missing_manifest(tmp_path: Path):
+    state = write(tmp_path, "state.json", "{}")
+    assert_one_line_error(run("plan", tmp_path / "local.json", state), str(tmp_path / "local.json"))
+    local = write(tmp_path, "local.json", "{}")
+    bad = write(tmp_path, "bad.json", "{")
+    assert_one_line_error(run("plan", local, bad), str(bad))
+
+
+def _plan_manifests(tmp_path: Path) -> tuple[Path, Path]:
+    fp = "f" * 64
+
+    def cfg(**extra):
+        return {"resource_type": "LiveServerless", "workersMax": 1, **extra}
+
+    local = {
+        "source_fingerprint": fp,
+        "resources": {
+            "api": cfg(workersMax=3),
+            "same": cfg(),
+            "fresh": cfg(),
+            "lost": cfg(),
+            "legacy": cfg(),
+            "client": cfg(client_mode=True),
+        },
+    }
+    deployed_env = {"env": {"_FLASH_SOURCE_FINGERPRINT": fp}}
+    state = {
+        "resources": {
+            "api": cfg(**deployed_env, endpoint_id="ep-api"),
+            "same": cfg(**deployed_env, endpoint_id="ep-same"),
+            "lost": cfg(**deployed_env),
+            "legacy": cfg(endpoint_id="ep-legacy"),  # deployed before fingerprints
+            "client": cfg(client_mode=True),
+            "gone": cfg(**deployed_env),
+        },
+        "resources_endpoints": {n: f"https://{n}" for n in ("api", "same", "legacy", "client", "gone")},
+    }
+    return (
+        write(tmp_path, "local.json", json.dumps(local)),
+        write(tmp_path, "state.json", json.dumps(state)),
+    )
+
+
+def _needs_planner():
+    deployment = pytest.importorskip("runpod_flash_native.deployment")
+    if not hasattr(deployment, "plan_reconciliation"):
+        pytest.skip("runpod_flash_native.deployment.plan_reconciliation not merged yet")
+
+
+def test_plan_json_and_text(tmp_path: Path):
+    _needs_planner()
+    local, state = _plan_manifests(tmp_path)
+    proc = run("plan", "--json", local, state)
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert plan["provision"] == ["fresh"]
+    assert plan["update"] == ["api", "legacy", "lost"]
+    assert plan["reuse"] == ["client", "same"]
+    assert plan["delete"] == ["gone"]
+    assert plan["reasons"]["api"] == [
+        {"kind": "changed", "field": "workersMax", "path": ["workersMax"], "old": 1, "new": 3}
+    ]
+    assert [r["kind"] for r in plan["reasons"]["lost"]] == ["endpoint_missing"]
+    assert plan["reasons"]["legacy"][0]["field"] == "env"
+
+    text = run("plan", local, state)
+    assert text.returncode == 0, text.stderr
+    out = text.stdout
+    assert out.splitlines()[0] == "plan: 1 to provision, 3 to update, 2 to reuse, 1 to delete"
+    assert "workersMax: 1 -> 3" in out
+    assert "no endpoint in the deployed manifest" in out
+    assert "provision  fresh" in out and "delete     gone" in out and "reuse      same" in out
+    # the input files are not modified (the planner injects into its own copy)
+    assert "_FLASH_SOURCE_FINGERPRINT" not in local.read_text()
+
+
+def test_plan_adopt_missing_fingerprint(tmp_path: Path):
+    _needs_planner()
+    local, state = _plan_manifests(tmp_path)
+    plan = json.loads(run("plan", "--json", "--adopt-missing-fingerprint", local, state).stdout)
+    assert plan["update"] == ["api", "lost"]
+    assert "legacy" in plan["reuse"] and plan["adopted"] == ["legacy"]
+    text = run("plan", "--adopt-missing-fingerprint", local, state).stdout
+    assert "reuse      legacy  (adopted" in text
+
+
+def test_plan_bad_manifest_shape(tmp_path: Path):
+    _needs_planner()
+    local = write(tmp_path, "local.json", json.dumps({"resources": {"a": "not a dict"}}))
+    state = write(tmp_path, "state.json", json.dumps({"resources": {}}))
+    assert_one_line_error(run("plan", local, state), str(local))
+    array = write(tmp_path, "array.json", "[]")
+    assert_one_line_error(run("plan", local, array), str(array), "JSON object")
