@@ -442,6 +442,9 @@ def census():
         rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     return len(os.listdir("/proc/self/fd")), len(os.listdir("/proc/self/task")), rss
 
+# A background job starts with SIGINT ignored, and Python then keeps it so:
+# this test is about our answer to KeyboardInterrupt, so install Python's.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 # The C-level handler writes to the wakeup fd the moment SIGINT lands.
 rfd, wfd = os.pipe()
 os.set_blocking(wfd, False)

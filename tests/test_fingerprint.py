@@ -816,6 +816,9 @@ def test_keyboard_interrupt_within_half_a_second(tmp_path, big_dir):
         from runpod_flash_native import compute_source_fingerprint
 
         path = sys.argv[1]
+        # A background job starts with SIGINT ignored (Python keeps that):
+        # install Python's KeyboardInterrupt handler explicitly.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         # The C-level handler writes to the wakeup fd the moment SIGINT lands;
         # a thread timestamps it (the hashing thread runs without the GIL).
         r, w = os.pipe()
