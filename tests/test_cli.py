@@ -5,6 +5,7 @@ implementation of the same answers."""
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import pty
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import runpod_flash_native
+from runpod_flash_native import cli
 
 from runpod_flash.cli.commands import build as flash_build
 from runpod_flash.cli.utils import ignore as flash_ignore
@@ -232,11 +234,10 @@ def test_library_warnings_are_warning_lines(project: Path):
 def run_inprocess(*args: str) -> subprocess.CompletedProcess[str]:
     """The CLI's main() in this process, stdout/stderr captured. For the
     permission tests: they run in a child forked as nobody (conftest's
-    `unprivileged`), which cannot exec this interpreter under /root."""
-    import io
-
-    from runpod_flash_native import cli
-
+    `unprivileged`), which cannot exec this interpreter under /root, nor
+    import anything from it (site-packages and the stdlib live under the
+    mode-700 /root in CI), so the caller runs the same command once as root
+    first: every module the command imports lazily is then already loaded."""
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     saved = sys.stdout, sys.stderr
@@ -254,6 +255,7 @@ def run_inprocess(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_unreadable_file_names_it(project: Path, unprivileged):
     target = project / "pkg/util.py"
+    assert run_inprocess("fingerprint", project).returncode == 0  # imports, see run_inprocess
     target.chmod(0)
     proc = unprivileged(lambda: run_inprocess("fingerprint", project))
     assert_one_line_error(proc, str(target), "Permission denied")
@@ -261,6 +263,7 @@ def test_unreadable_file_names_it(project: Path, unprivileged):
 
 def test_unreadable_directory_is_skipped_with_a_warning(project: Path, unprivileged):
     # flash skips an unreadable directory with a warning; so do we
+    assert run_inprocess("files", project).returncode == 0  # imports, see run_inprocess
     (project / "pkg/deep").chmod(0)
     proc = unprivileged(lambda: run_inprocess("files", project))
     assert proc.returncode == 0, proc.stderr
