@@ -1460,15 +1460,20 @@ rfn_plan_clear(rfn_plan *p)
 static int
 rfn_plan_scan_state(rfn_state *st, PyObject *manifest, rfn_plan *p)
 {
+    /* rfn_get_dict_member gives borrowed references: store them in p (which
+     * rfn_plan_clear releases) only once both lookups succeeded and they are
+     * owned, or a failing second lookup would leave the first one borrowed
+     * in p and rfn_plan_clear would release a reference never taken. */
+    PyObject *resources, *endpoints;
     if (rfn_require_manifest(manifest, "state_manifest") < 0
         || rfn_get_dict_member(manifest, RFN_OBJ(st, RFN_D_RESOURCES), "state_manifest",
-                               &p->state_resources) < 0
+                               &resources) < 0
         || rfn_get_dict_member(manifest, RFN_OBJ(st, RFN_D_RESOURCES_ENDPOINTS), "state_manifest",
-                               &p->state_endpoints) < 0) {
+                               &endpoints) < 0) {
         return -1;
     }
-    Py_XINCREF(p->state_resources);
-    Py_XINCREF(p->state_endpoints);
+    p->state_resources = Py_XNewRef(resources);
+    p->state_endpoints = Py_XNewRef(endpoints);
     return 0;
 }
 

@@ -937,6 +937,27 @@ def test_plan_bad_state_raises_before_mutating(state, message):
     assert same_manifest(local, before)
 
 
+def test_bad_state_endpoints_keep_state_resources_alive():
+    """state_manifest['resources_endpoints'] failing validation after
+    state_manifest['resources'] passed it must not release a reference to the
+    resources dict that was never taken (it was freed while still held by the
+    manifest: a dangling pointer the cyclic GC later crashed on)."""
+    from runpod_flash_native import _fingerprint
+
+    resources = {"gpu": {}}
+    state = {"resources": resources, "resources_endpoints": ["gpu"]}
+    local = {"source_fingerprint": "f", "resources": {"gpu": {"env": {}}}}
+    before = sys.getrefcount(resources)
+    with pytest.raises(TypeError, match=r"resources_endpoints"):
+        _fingerprint.plan_reconciliation(local, state)
+    assert sys.getrefcount(resources) == before  # checked before it can reach 0
+    with pytest.raises(TypeError, match=r"resources_endpoints"):
+        d.plan_reconciliation(local, state)
+    assert sys.getrefcount(resources) == before
+    gc.collect()
+    assert state["resources"] is resources and resources == {"gpu": {}}
+
+
 def test_state_only_resources_are_not_inspected():
     plan = d.plan_reconciliation({"resources": {}}, {"resources": {"gone": None}})
     assert plan.delete == ("gone",)
