@@ -34,8 +34,23 @@ NAMES = ["a", "b", "a-b", "a.b", "a b", "ab", "a0", "é", "中", "\U0001f600", "
          "README.md", "n.md", "t.pyc", "tests", "build", "__pycache__", ".env", "test_x.py",
          "m_test.py", "x.tar.gz", "docs", "sub"]
 SIZES = [0, 1, 7, 64, 255, 256 * 1024 - 1, 256 * 1024, 256 * 1024 + 1, (1 << 20) - 40, (1 << 20) + 3]
-BASE = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-ROOT = tempfile.mkdtemp(prefix="rfn-fuzz-framing-", dir=BASE)
+BASE = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+
+
+def _remove_stale_roots():
+    """libFuzzer ends the process with exit(): no Python cleanup runs, so each
+    run leaves its tree behind. Remove those of processes that are gone."""
+    for name in os.listdir(BASE):
+        if name.startswith("rfn-fuzz-framing-"):
+            pid = name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                shutil.rmtree(os.path.join(BASE, name), ignore_errors=True)
+
+
+_remove_stale_roots()
+ROOT = os.path.join(BASE, f"rfn-fuzz-framing-{os.getpid()}")
+shutil.rmtree(ROOT, ignore_errors=True)
+os.mkdir(ROOT)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     FLASH_SPEC = pathspec.PathSpec.from_lines("gitwildmatch", list(BUILTIN_PATTERNS))
@@ -110,8 +125,5 @@ def TestOneInput(data):
 
 if __name__ == "__main__":
     check_native()
-    try:
-        atheris.Setup(sys.argv, TestOneInput)
-        atheris.Fuzz()
-    finally:
-        shutil.rmtree(ROOT, ignore_errors=True)
+    atheris.Setup(sys.argv, TestOneInput)
+    atheris.Fuzz()

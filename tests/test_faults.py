@@ -660,3 +660,27 @@ def test_wide_and_large_configs_are_decided(tmp_path):
                  (big_text, {"blob": "y"})]:
         expected = json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True)
         assert d.config_differs(a, b) is expected
+
+
+def test_comb_tree_past_the_held_descriptor_cap(deep_tmp):
+    """A walk keeps at most 32 directories open for their children; a comb
+    (every level: the chain goes on in "a", and "b" holds a file) 300 deep
+    keeps every level's directory pending while the chain below it is walked,
+    so past the cap the siblings open by full path. Same files and fingerprint
+    as flash, and no descriptor left open."""
+    def extras(level, fd):
+        os.mkdir("b", dir_fd=fd)
+        bfd = os.open("b", os.O_RDONLY, dir_fd=fd)
+        write_at(bfd, f"f{level}.py", str(level).encode())
+        os.close(bfd)
+
+    make_chain(deep_tmp, 300, name="a", extras=extras)
+    fds = len(os.listdir("/proc/self/fd"))
+    files, flash_fp = flash_reference_walk(deep_tmp)
+    assert len(files) == 300
+    got, fp = native.fingerprint_project_files(deep_tmp)
+    assert sorted(map(str, got)) == sorted(map(str, files))
+    assert fp == flash_fp()
+    tree = native_ignore.get_file_tree(deep_tmp, native_ignore.load_ignore_patterns(deep_tmp))
+    assert list(map(str, tree)) == list(map(str, files))
+    assert len(os.listdir("/proc/self/fd")) == fds

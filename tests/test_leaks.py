@@ -212,6 +212,8 @@ def test_deployment_entry_points():
     local, state = _manifest(), _manifest(endpoint=2.0)
     state["resources"]["a"]["env"]["_FLASH_SOURCE_FINGERPRINT"] = "fp"
 
+    state_bad_endpoints = {"resources": {"a": {"imageName": "img"}}, "resources_endpoints": []}
+
     def plan():
         deployment.plan_reconciliation(_manifest(), state)
 
@@ -236,6 +238,11 @@ def test_deployment_entry_points():
         (plan, None),
         (plan_and_reuse, None),
         (lambda: deployment.plan_reconciliation(_manifest(), {"resources": []}), TypeError),
+        # resources passes validation, resources_endpoints fails after it (the
+        # borrowed-reference release fixed in 5a75fed freed state["resources"])
+        (lambda: deployment.plan_reconciliation(_manifest(), {"resources": {}, "resources_endpoints": 1}),
+         TypeError),
+        (lambda: deployment.plan_reconciliation(_manifest(), state_bad_endpoints), TypeError),
         (lambda: deployment.apply_reuse(_manifest(), state, ["zz", 5]), TypeError),
         (lambda: deployment.apply_reuse(_manifest(), {"resources": 1}, ["a"]), TypeError),
     ])
