@@ -292,14 +292,14 @@ rfn_tail_possible(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps,
     return 0;
 }
 
-static int
-rfn_run_program(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, size_t n,
-                const rfn_scratch *sc)
+/* Runs a program's tokens up to its final END_OPT/END_DIR and returns that
+ * token, with *set (*nset entries) the sorted positions reaching it; NULL once
+ * no position survives. */
+static const rfn_tok *
+rfn_run_body(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, size_t n,
+             const rfn_scratch *sc, const size_t **set, size_t *nset)
 {
     size_t *in = sc->a, *out = sc->b, nin = 1;
-    if (!rfn_tail_possible(m, pat, cps, n, sc)) {
-        return 0;
-    }
     in[0] = 0;
     for (size_t k = 0; k < pat->ntok; k++) {
         const rfn_tok *t = &m->toks[pat->tok_off + k];
@@ -307,7 +307,9 @@ rfn_run_program(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, s
         switch (t->op) {
         case RFN_OP_END_OPT:
         case RFN_OP_END_DIR:
-            return rfn_final(t, cps, n, in, nin);
+            *set = in;
+            *nset = nin;
+            return t;
         case RFN_OP_LEAD:
             nout = rfn_step_lead(cps, n, out);
             break;
@@ -323,14 +325,27 @@ rfn_run_program(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, s
             break;
         }
         if (nout == 0) {
-            return 0;
+            return NULL;
         }
         size_t *tmp = in;
         in = out;
         out = tmp;
         nin = nout;
     }
-    return 0;   /* unreachable: every program ends with END_OPT or END_DIR */
+    return NULL;   /* unreachable: every program ends with END_OPT or END_DIR */
+}
+
+static int
+rfn_run_program(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, size_t n,
+                const rfn_scratch *sc)
+{
+    const size_t *in;
+    size_t nin;
+    if (!rfn_tail_possible(m, pat, cps, n, sc)) {
+        return 0;
+    }
+    const rfn_tok *end = rfn_run_body(m, pat, cps, n, sc, &in, &nin);
+    return end != NULL && rfn_final(end, cps, n, in, nin);
 }
 
 /* What the final token of a program is asked. */
@@ -363,43 +378,17 @@ rfn_run_tail(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, size
             return;
         }
     }
-    size_t *in = sc->a, *out = sc->b, nin = 1;
-    in[0] = 0;
-    for (size_t k = 0; k < pat->ntok; k++) {
-        const rfn_tok *t = &m->toks[pat->tok_off + k];
-        size_t nout;
-        switch (t->op) {
-        case RFN_OP_END_OPT:
-        case RFN_OP_END_DIR: {
-            /* in is sorted and holds positions <= n */
-            int has_n = in[nin - 1] == n;
-            int has_n1 = nl_end && (in[nin - 1] == n - 1 || (nin >= 2 && in[nin - 2] == n - 1));
-            *slash_after = has_n;
-            *at_end = t->op == RFN_OP_END_OPT && (has_n || has_n1);
-            return;
-        }
-        case RFN_OP_LEAD:
-            nout = rfn_step_lead(cps, n, out);
-            break;
-        case RFN_OP_INNER:
-            nout = rfn_step_inner(cps, n, in, nin, out, sc->mark);
-            break;
-        case RFN_OP_STAR:
-        case RFN_OP_PLUS:
-            nout = rfn_step_run(cps, n, in, nin, out, t->op == RFN_OP_PLUS);
-            break;
-        default:
-            nout = rfn_step_fixed(m, t, cps, n, in, nin, out);
-            break;
-        }
-        if (nout == 0) {
-            return;
-        }
-        size_t *tmp = in;
-        in = out;
-        out = tmp;
-        nin = nout;
+    const size_t *in;
+    size_t nin;
+    const rfn_tok *end = rfn_run_body(m, pat, cps, n, sc, &in, &nin);
+    if (end == NULL) {
+        return;
     }
+    /* in is sorted and holds positions <= n */
+    int has_n = in[nin - 1] == n;
+    int has_n1 = nl_end && (in[nin - 1] == n - 1 || (nin >= 2 && in[nin - 2] == n - 1));
+    *slash_after = has_n;
+    *at_end = end->op == RFN_OP_END_OPT && (has_n || has_n1);
 }
 
 static int

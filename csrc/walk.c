@@ -596,6 +596,20 @@ rfn_walk_dir_path(rfn_walk *w, uint32_t d, size_t *len)
     return w->nodes[d].path;
 }
 
+/* Fails the walk with OS error err_no on directory d. Returns -1. */
+static int
+rfn_walk_fail_dir(rfn_walk *w, uint32_t d, int err_no)
+{
+    size_t len;
+    const char *path = rfn_walk_dir_path(w, d, &len);
+    if (path == NULL) {
+        w->failure = RFN_WALK_NOMEM;
+        return -1;
+    }
+    rfn_walk_fail(w, RFN_WALK_OS, err_no, path, len);
+    return -1;
+}
+
 /* What stat() says about one non-ignored entry, the way Path.is_file() and
  * Path.is_dir() see it. Returns 1 file, 2 dir, 0 neither, -1 stop the
  * directory (PermissionError in flash), -2 raise. */
@@ -718,11 +732,7 @@ rfn_walk_list(rfn_walk *w, uint32_t d, size_t *nkids)
     if (!searchable && fstat(fd, &self) != 0) {
         int err = errno;
         close(fd);
-        if ((path = rfn_walk_dir_path(w, d, &plen)) == NULL) {
-            goto nomem;
-        }
-        rfn_walk_fail(w, RFN_WALK_OS, err, path, plen);
-        return -1;
+        return rfn_walk_fail_dir(w, d, err);
     }
     w->nodes[d].dev = self.st_dev;
     w->nodes[d].ino = self.st_ino;
@@ -744,11 +754,7 @@ rfn_walk_list(rfn_walk *w, uint32_t d, size_t *nkids)
     if (dir == NULL) {
         int err = errno;
         close(fd);
-        if ((path = rfn_walk_dir_path(w, d, &plen)) == NULL) {
-            goto nomem;
-        }
-        rfn_walk_fail(w, RFN_WALK_OS, err, path, plen);
-        return -1;
+        return rfn_walk_fail_dir(w, d, err);
     }
     int rc = 0;
     for (;;) {
@@ -761,12 +767,7 @@ rfn_walk_list(rfn_walk *w, uint32_t d, size_t *nkids)
         struct dirent *de = readdir(dir);
         if (de == NULL) {
             if (errno != 0) {
-                int err = errno;
-                if ((path = rfn_walk_dir_path(w, d, &plen)) == NULL) {
-                    goto nomem_dir;
-                }
-                rfn_walk_fail(w, RFN_WALK_OS, err, path, plen);
-                rc = -1;
+                rc = rfn_walk_fail_dir(w, d, errno);
             }
             break;
         }
