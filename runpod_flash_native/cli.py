@@ -9,6 +9,7 @@ manifests. Standard library only (plus this package's extension).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,7 +19,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -759,50 +760,56 @@ class _LowerLevelFormatter(logging.Formatter):
         return super().format(record)
 
 
-def _route_library_warnings() -> None:
+@contextlib.contextmanager
+def _library_warnings_on_stderr() -> Iterator[None]:
     """The native modules log flash's warnings (unreadable directory skipped,
     leftover .flashignore, unreadable .gitignore): show them as our warning
-    lines on stderr."""
+    lines on stderr while a command runs, and leave the logging configuration
+    as it was afterwards (main() may be called in-process)."""
     logger = logging.getLogger("runpod_flash_native")
-    if any(getattr(h, "_rfn_cli", False) for h in logger.handlers):
-        return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LowerLevelFormatter(f"{PROG}: %(levelname)s: %(message)s"))
     handler.setLevel(logging.WARNING)
-    handler._rfn_cli = True  # type: ignore[attr-defined]
+    saved_level, saved_propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)
     logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved_level)
+        logger.propagate = saved_propagate
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors: argparse prints usage, exits 2
-    _route_library_warnings()
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        sys.stderr.write(f"\n{PROG}: interrupted\n")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # stdout closed early (`| head`): not an error worth a message.
+    with _library_warnings_on_stderr():
         try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except OSError:
-            pass
-        return EXIT_BROKEN_PIPE
-    except Exception as e:  # noqa: BLE001 - every failure is one line, exit 2
-        if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
-            raise
-        message = str(e) if isinstance(e, CliError) else _describe(e)
-        sys.stderr.write(f"{PROG}: error: {message}\n")
-        if getattr(args, "json", False):
+            return args.func(args)
+        except KeyboardInterrupt:
+            sys.stderr.write(f"\n{PROG}: interrupted\n")
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # stdout closed early (`| head`): not an error worth a message.
             try:
-                _emit_json({"error": message, "exit_code": EXIT_ERROR})
-            except (OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except OSError:
                 pass
-        return EXIT_ERROR
+            return EXIT_BROKEN_PIPE
+        except Exception as e:  # noqa: BLE001 - every failure is one line, exit 2
+            if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+                raise
+            message = str(e) if isinstance(e, CliError) else _describe(e)
+            sys.stderr.write(f"{PROG}: error: {message}\n")
+            if getattr(args, "json", False):
+                try:
+                    _emit_json({"error": message, "exit_code": EXIT_ERROR})
+                except (OSError, ValueError):
+                    pass
+            return EXIT_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import logging
 import os
 import pty
 import select
@@ -271,6 +272,21 @@ def test_unreadable_directory_is_skipped_with_a_warning(project: Path, unprivile
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{PROG}: warning: Permission denied: "), proc.stderr
     assert str(project / "pkg/deep") in lines[0]
+
+
+def test_inprocess_main_leaves_logging_as_it_was(project: Path):
+    # main() routes the library's warnings to the stderr of that call only:
+    # a later call with another stderr gets its own lines, and the logger's
+    # level, propagation and handlers are restored for the host program.
+    (project / ".flashignore").write_text("x\n")
+    logger = logging.getLogger("runpod_flash_native")
+    before = logger.level, logger.propagate, list(logger.handlers)
+    first = run_inprocess("files", project)
+    assert logger.level == before[0] and logger.propagate is before[1]
+    assert logger.handlers == before[2]
+    second = run_inprocess("files", project)
+    assert len(first.stderr.splitlines()) == 1 and ".flashignore" in first.stderr
+    assert second.stderr == first.stderr
 
 
 def test_non_utf8_file_name_is_named(project: Path):
