@@ -20,6 +20,7 @@ import pytest
 
 import runpod_flash_native as native
 from runpod_flash_native import ignore as native_ignore
+from torn_reads import mutate_while_hashing
 
 PATH_MAX = os.pathconf("/", "PC_PATH_MAX")
 
@@ -220,24 +221,19 @@ def test_files_deleted_while_fingerprint_project_runs(deep_tmp):
     assert sum(outcomes.values()) == 12
 
 
-def _read_position(path: Path):
-    target = os.path.realpath(path)
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{fd}") == target:
-                with open(f"/proc/self/fdinfo/{fd}") as fh:
-                    return int(fh.readline().split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    return None
-
-
 @pytest.mark.parametrize("change", ["grown", "truncated"])
 def test_file_changed_while_fingerprint_project_hashes_it(tmp_path, change):
     """The walk-and-hash path refuses a torn read like compute_source_fingerprint
     does (tests/test_fingerprint.py covers that one)."""
+    import shutil
     import tempfile
-    import threading
+
+    def mutate():
+        if change == "grown":
+            with open(big, "ab") as fh:
+                fh.write(b"more")
+        else:
+            os.truncate(big, 4096)
 
     base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else tmp_path
     project = Path(tempfile.mkdtemp(prefix="rfn-faults-", dir=base))
@@ -245,45 +241,17 @@ def test_file_changed_while_fingerprint_project_hashes_it(tmp_path, change):
         (project / "a.py").write_bytes(b"a")
         big = project / "big.bin"
         size = 2 << 30
-        for _attempt in range(3):
+        for _attempt in range(3):  # hashing may win the race: retry with a bigger file
             with open(big, "wb") as fh:
                 fh.truncate(size)
-            done = threading.Event()
-            mutated = []
-
-            def mutator():
-                deadline = time.monotonic() + 60
-                while not done.is_set() and time.monotonic() < deadline:
-                    pos = _read_position(big)
-                    if pos is not None and 64 << 20 <= pos < size:
-                        if change == "grown":
-                            with open(big, "ab") as fh:
-                                fh.write(b"more")
-                        else:
-                            os.truncate(big, 4096)
-                        mutated.append(pos)
-                        return
-                    time.sleep(0.001)
-
-            t = threading.Thread(target=mutator)
-            t.start()
-            try:
-                with pytest.raises(native.SourceChangedError) as info:
-                    native.fingerprint_project(project)
+            error = mutate_while_hashing(big, size, mutate, lambda: native.fingerprint_project(project))
+            if error is not None:
                 break
-            except pytest.fail.Exception:
-                if mutated:
-                    raise
-                size *= 2  # hashing won the race: a bigger file
-            finally:
-                done.set()
-                t.join()
+            size *= 2
         else:
             pytest.fail("the fingerprint finished before the file could be changed, three times")
-        assert mutated and repr(str(big)) in str(info.value)
+        assert repr(str(big)) in str(error)
     finally:
-        import shutil
-
         shutil.rmtree(project)
 
 

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 import runpod_flash_native
 from runpod_flash_native import SourceChangedError, compute_source_fingerprint
 from runpod_flash.cli.commands.build import compute_source_fingerprint as flash_fingerprint
+from torn_reads import mutate_while_hashing
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -729,50 +730,6 @@ def test_permission_error_as_unprivileged_user():
 # ---- a file changing while it is hashed ---------------------------------------------------------
 
 
-def _read_position(path: Path):
-    """Offset of this process's open descriptor on path, or None (Linux /proc)."""
-    target = os.path.realpath(path)
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{fd}") == target:
-                with open(f"/proc/self/fdinfo/{fd}") as fh:
-                    return int(fh.readline().split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    return None
-
-
-def _mutate_while_hashing(path: Path, size: int, mutate):
-    """Hash path while another thread calls mutate() once the reader is 64 MiB in.
-    Returns the SourceChangedError, or None if hashing won the race."""
-    done = threading.Event()
-    mutated = []
-
-    def mutator():
-        deadline = time.monotonic() + 60
-        while not done.is_set() and time.monotonic() < deadline:
-            pos = _read_position(path)
-            if pos is not None and 64 * MiB <= pos < size:
-                mutate()
-                mutated.append(pos)
-                return
-            time.sleep(0.001)
-
-    t = threading.Thread(target=mutator)
-    t.start()
-    error = None
-    try:
-        compute_source_fingerprint(path.parent, [path])
-    except SourceChangedError as e:
-        error = e
-    finally:
-        done.set()
-        t.join()
-    if error is not None:
-        assert mutated, "SourceChangedError although nothing changed the file"
-    return error
-
-
 @pytest.mark.parametrize("change", ["grown", "truncated", "rewritten-in-place"])
 def test_source_changed_while_hashed(tmp_path, big_dir, change):
     def mutate_grow():
@@ -793,7 +750,8 @@ def test_source_changed_while_hashed(tmp_path, big_dir, change):
     for _attempt in range(3):  # hashing may win the race: retry with a bigger file
         sparse_file(path, size, [(0, b"start")])
         os.utime(path, ns=(10**18, 10**18))  # a fixed old mtime: any write moves it
-        error = _mutate_while_hashing(path, size, mutate)
+        error = mutate_while_hashing(path, size, mutate,
+                                     lambda: compute_source_fingerprint(path.parent, [path]))
         if error is not None:
             break
         size *= 2
