@@ -375,7 +375,8 @@ def build_tools(data_dir: Path) -> dict[str, Path]:
     bindir.mkdir(parents=True, exist_ok=True)
     for name in ("plain_loop", "sha_ref"):
         src, exe = HERE / f"{name}.c", bindir / name
-        if not exe.exists() or exe.stat().st_mtime < src.stat().st_mtime:
+        newest = max(src.stat().st_mtime, (HERE / "bench_serve.h").stat().st_mtime)
+        if not exe.exists() or exe.stat().st_mtime < newest:
             subprocess.run([cc, "-O2", "-o", str(exe), str(src), "-lcrypto"], check=True)
         out[name] = exe
     return out

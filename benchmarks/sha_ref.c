@@ -9,13 +9,26 @@
  *        each line read from stdin makes one pass and prints its seconds (wall
  *        and CPU):
  *        yes | head -6 | sha_ref 1073741824 */
-#include <openssl/evp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "bench_serve.h"
 
 #define PIECE (256 * 1024)
+
+struct buffer {
+    const unsigned char *data;
+    size_t len;
+};
+
+static void
+hash_buffer(EVP_MD_CTX *ctx, void *arg)
+{
+    const struct buffer *b = arg;
+    for (size_t off = 0; off < b->len; off += PIECE) {
+        bench_update(ctx, b->data + off, b->len - off < PIECE ? b->len - off : PIECE);
+    }
+}
 
 int
 main(int argc, char **argv)
@@ -27,8 +40,7 @@ main(int argc, char **argv)
     size_t bytes = strtoull(argv[1], NULL, 10);
     unsigned char *buf = malloc(bytes ? bytes : 1);
     if (buf == NULL) {
-        perror("malloc");
-        return 1;
+        bench_die("malloc");
     }
     unsigned long x = 88172645463325252UL;   /* xorshift: not compressible, not zero pages */
     for (size_t i = 0; i < bytes; i++) {
@@ -37,29 +49,8 @@ main(int argc, char **argv)
         x ^= x << 17;
         buf[i] = (unsigned char)x;
     }
-    EVP_MD *sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char md[32];
-    printf("ready\n");
-    fflush(stdout);
-    char cmd[64];
-    while (fgets(cmd, sizeof(cmd), stdin)) {
-        struct timespec a, b, ca, cb;
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ca);
-        clock_gettime(CLOCK_MONOTONIC, &a);
-        EVP_DigestInit_ex(ctx, sha256, NULL);
-        for (size_t off = 0; off < bytes; off += PIECE) {
-            EVP_DigestUpdate(ctx, buf + off, bytes - off < PIECE ? bytes - off : PIECE);
-        }
-        EVP_DigestFinal_ex(ctx, md, NULL);
-        clock_gettime(CLOCK_MONOTONIC, &b);
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cb);
-        printf("%.6f %.6f\n", (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9,
-               (cb.tv_sec - ca.tv_sec) + (cb.tv_nsec - ca.tv_nsec) / 1e9);
-        fflush(stdout);
-    }
-    EVP_MD_CTX_free(ctx);
-    EVP_MD_free(sha256);
+    struct buffer b = {buf, bytes};
+    bench_serve(hash_buffer, &b, 0);
     free(buf);
     return 0;
 }
