@@ -490,7 +490,7 @@ def test_keyboard_interrupt_during_a_multi_gib_hash(tmp_path, entry):
 
 @pytest.mark.parametrize("mode", ["inline", "threaded"])
 def test_signal_during_a_long_walk_is_handled_within_half_a_second(deep_tmp, mode):
-    """A walk that emits nothing for seconds (here: an 8,000-deep chain under
+    """A walk that emits nothing for seconds (here: a chain thousands deep under
     patterns without a trailing literal, matched over the whole path at every
     level; in real life a slow network file system) used to hold Ctrl-C until
     it ended: the hash side waited for the walk without running signal
@@ -499,10 +499,7 @@ def test_signal_during_a_long_walk_is_handled_within_half_a_second(deep_tmp, mod
     import signal
     import threading
 
-    (deep_tmp / ".gitignore").write_text("x*\ny?\nz*q\nv*\n")
-    if mode == "threaded":
-        (deep_tmp / "a.bin").write_bytes(b"\0" * (2 << 20))
-    make_chain(deep_tmp, 8_000)
+    project = long_walk_project(deep_tmp, with_big_file=(mode == "threaded"))
 
     class Alarm(Exception):
         pass
@@ -520,7 +517,7 @@ def test_signal_during_a_long_walk_is_handled_within_half_a_second(deep_tmp, mod
         due.append(t0 + 0.3)
         signal.setitimer(signal.ITIMER_REAL, 0.3)
         with pytest.raises(Alarm):
-            native.fingerprint_project(deep_tmp)
+            native.fingerprint_project(project)
         latency = time.monotonic() - due[0]
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -528,10 +525,28 @@ def test_signal_during_a_long_walk_is_handled_within_half_a_second(deep_tmp, mod
     assert latency < 0.5, f"the signal handler ran {latency:.2f} s after the signal"
     assert (threading.active_count(), len(os.listdir("/proc/self/task"))) == threads_before
     assert len(os.listdir("/proc/self/fd")) == fds_before
-    # Not interrupted, the same walk takes longer than the signal's delay.
-    t0 = time.monotonic()
-    native.fingerprint_project(deep_tmp)
-    assert time.monotonic() - t0 > 0.8
+
+
+def long_walk_project(root: Path, with_big_file: bool, at_least: float = 1.5) -> Path:
+    """A project whose uninterrupted fingerprint_project takes at least
+    `at_least` seconds on this machine, so that a signal at 0.3 s lands well
+    inside the walk and a handler running 0.5 s late would be caught (a fixed
+    depth took 1.0 s on one machine and 0.65 s on another). The chain deepens
+    by half until it is slow enough; the walk time grows with depth squared."""
+    depth = 8_000
+    for attempt in range(6):
+        project = root / f"p{attempt}"
+        project.mkdir()
+        (project / ".gitignore").write_text("x*\ny?\nz*q\nv*\n")
+        if with_big_file:
+            (project / "a.bin").write_bytes(b"\0" * (2 << 20))
+        make_chain(project, depth)
+        t0 = time.monotonic()
+        native.fingerprint_project(project)
+        if time.monotonic() - t0 >= at_least:
+            return project
+        depth = depth * 3 // 2
+    raise AssertionError(f"no chain up to {depth * 2 // 3} deep takes {at_least} s to walk here")
 
 
 # ---- manifests from untrusted sources ---------------------------------------------------
