@@ -513,14 +513,7 @@ def _plan_manifests(tmp_path: Path) -> tuple[Path, Path]:
     )
 
 
-def _needs_planner():
-    deployment = pytest.importorskip("runpod_flash_native.deployment")
-    if not hasattr(deployment, "plan_reconciliation"):
-        pytest.skip("runpod_flash_native.deployment.plan_reconciliation not merged yet")
-
-
 def test_plan_json_and_text(tmp_path: Path):
-    _needs_planner()
     local, state = _plan_manifests(tmp_path)
     proc = run("plan", "--json", local, state)
     assert proc.returncode == 0, proc.stderr
@@ -547,7 +540,6 @@ def test_plan_json_and_text(tmp_path: Path):
 
 
 def test_plan_adopt_missing_fingerprint(tmp_path: Path):
-    _needs_planner()
     local, state = _plan_manifests(tmp_path)
     plan = json.loads(run("plan", "--json", "--adopt-missing-fingerprint", local, state).stdout)
     assert plan["update"] == ["api", "lost"]
@@ -557,7 +549,6 @@ def test_plan_adopt_missing_fingerprint(tmp_path: Path):
 
 
 def test_plan_bad_manifest_shape(tmp_path: Path):
-    _needs_planner()
     local = write(tmp_path, "local.json", json.dumps({"resources": {"a": "not a dict"}}))
     state = write(tmp_path, "state.json", json.dumps({"resources": {}}))
     assert_one_line_error(run("plan", local, state), str(local))

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 import runpod_flash_native
 from runpod_flash_native import SourceChangedError, compute_source_fingerprint
 from runpod_flash.cli.commands.build import compute_source_fingerprint as flash_fingerprint
+from conftest import sanitized
 from torn_reads import mutate_while_hashing
 
 KiB = 1024
@@ -983,4 +984,7 @@ def test_no_reference_or_memory_leaks(tmp_path):
     assert sys.getrefcount(proj) == proj_refs
     assert {name: [sys.getrefcount(p) for p in files] for name, files in paths.items()} == refs_before
     # ~27,000 calls: leaking even one path string per call would add > 1 MiB.
-    assert rss_growth < 1 * MiB, rss_growth
+    # Under ASan (quarantine, PYTHONMALLOC=malloc) RSS says nothing; the
+    # refcounts above still hold there, and tests/test_leaks.py covers RSS.
+    if not sanitized():
+        assert rss_growth < 1 * MiB, rss_growth
