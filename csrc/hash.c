@@ -16,10 +16,13 @@
  */
 #include "rfn.h"
 
+#include <sched.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -105,6 +108,22 @@ rfn_poll_signals(PyThreadState **tstate)
     return rc;
 }
 
+int
+rfn_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    /* Faults stay deliverable to the thread that caused them (faulthandler). */
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int err = pthread_create(thread, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return err;
+}
+
 /* ---- feeds ---------------------------------------------------------------- */
 
 static const rfn_source *
@@ -133,7 +152,7 @@ struct rfn_sink {
     size_t fill;
     uint64_t produced;                  /* bytes framed so far, all files */
     int (*flush)(rfn_sink *sink);       /* hand buf[0:fill] on; -1 to stop */
-    volatile int *cancel;               /* set by the consumer to stop a producer */
+    int *cancel;                        /* set by the consumer to stop a producer (atomic) */
 };
 
 static int
@@ -166,6 +185,16 @@ rfn_sink_put_be64(rfn_sink *sink, uint64_t v)
         v >>= 8;
     }
     return rfn_sink_put(sink, b, sizeof(b));
+}
+
+/* The producer polls its cancel flag once per file without the ring's lock.
+ * A relaxed atomic is enough: the flag only ever goes from 0 to 1, and the
+ * producer re-reads it under the lock before it waits. Kept out of line so
+ * that fuzz/helgrind.supp can name it (helgrind does not know atomics). */
+__attribute__((noinline)) static int
+rfn_cancelled(const int *flag)
+{
+    return __atomic_load_n(flag, __ATOMIC_RELAXED);
 }
 
 /* ---- the producer: open, frame and read one source after another --------- */
@@ -421,15 +450,21 @@ rfn_open_source(const rfn_source *src, size_t index, struct stat *st, rfn_failur
     return fd;
 }
 
-/* Frame sources start, start+1, ... into sink. With switch_at nonzero, stop
- * before the first file that would take the stream past switch_at bytes and
- * report RFN_PRODUCE_SWITCH with *next at that file. */
+/* Frame sources start, start+1, ... into sink, at most count of them: after
+ * the count-th, report RFN_PRODUCE_SWITCH with *next at the one after it.
+ * With switch_at nonzero, also stop before the first file that would take
+ * the stream past switch_at bytes and report RFN_PRODUCE_SWITCH with *next at
+ * that file. */
 static int
-rfn_produce(rfn_sink *sink, rfn_source_feed *feed, size_t start, uint64_t switch_at,
-            size_t *next, rfn_failure *fail)
+rfn_produce(rfn_sink *sink, rfn_source_feed *feed, size_t start, size_t count,
+            uint64_t switch_at, size_t *next, rfn_failure *fail)
 {
     for (size_t i = start;; i++) {
-        if (sink->cancel != NULL && *sink->cancel) {
+        if (i - start == count) {
+            *next = i;
+            return RFN_PRODUCE_SWITCH;
+        }
+        if (sink->cancel != NULL && rfn_cancelled(sink->cancel)) {
             return RFN_PRODUCE_FAILED;  /* the consumer already knows why */
         }
         const rfn_source *src = feed->get(feed, i);
@@ -496,32 +531,49 @@ rfn_inline_flush(rfn_sink *sink)
     return 0;
 }
 
-/* ---- threaded mode: a reader thread fills a ring the caller hashes -------- */
+/* ---- threaded mode: reader threads fill rings the caller hashes ----------- */
+
+/* With n readers the sources are dealt out in blocks of RFN_READER_BLOCK
+ * consecutive files: reader k frames blocks k, k + n, k + 2n, ... into its own
+ * ring and marks the slot that ends each block; the caller hashes the rings in
+ * turn, one block from each, so the stream keeps flash's order. The opens,
+ * reads and closes of many small files (most of a project's time) then run on
+ * every core, while a large file still streams through one ring, its reads
+ * overlapping SHA-256. A reader that fails stops there, and the caller meets
+ * the failure where that file's bytes would have come: the first bad file in
+ * sorted order is reported, as with a single reader. */
+#define RFN_MAX_READERS 4
+#define RFN_READER_BLOCK 32
 
 typedef struct {
     rfn_sink sink;                       /* the producer's view of its current slot */
     unsigned char *slots[RFN_RING_SLOTS];
     size_t slot_len[RFN_RING_SLOTS];
+    unsigned char slot_ends_block[RFN_RING_SLOTS];
     size_t head;                         /* next slot the producer publishes */
     size_t tail;                         /* next slot the consumer hashes */
     int producer_waiting;                /* for free slots: wake it at half a ring */
     int producer_done;
-    volatile int cancel;
+    int cancel;                          /* written under lock, read by the producer without */
     pthread_mutex_t lock;
     pthread_cond_t changed;
+    int have_lock, have_cond;
     /* producer arguments and result */
     rfn_source_feed *feed;
-    size_t start;
+    size_t start;                        /* first source of its first block */
+    size_t block;                        /* sources per block; SIZE_MAX with one reader */
+    size_t stride;                       /* from the start of one of its blocks to the next */
     rfn_failure fail;
 } rfn_ring;
 
 /* Producer side: publish the current slot, wait for a free one. */
 static int
-rfn_ring_flush(rfn_sink *sink)
+rfn_ring_publish(rfn_ring *r, int ends_block)
 {
-    rfn_ring *r = (rfn_ring *)sink;
     pthread_mutex_lock(&r->lock);
-    r->slot_len[r->head % RFN_RING_SLOTS] = sink->fill;
+    size_t k = r->head % RFN_RING_SLOTS;
+    r->slot_len[k] = r->sink.fill;
+    r->slot_ends_block[k] = (unsigned char)ends_block;
     r->head++;
     pthread_cond_broadcast(&r->changed);
     /* A full ring: read on only once half of it is free again, so that a
@@ -536,19 +588,36 @@ rfn_ring_flush(rfn_sink *sink)
     }
     int cancelled = r->cancel;
     pthread_mutex_unlock(&r->lock);
-    sink->buf = r->slots[r->head % RFN_RING_SLOTS];
-    sink->fill = 0;
+    r->sink.buf = r->slots[r->head % RFN_RING_SLOTS];
+    r->sink.fill = 0;
     return cancelled ? -1 : 0;
+}
+
+static int
+rfn_ring_flush(rfn_sink *sink)
+{
+    return rfn_ring_publish((rfn_ring *)sink, 0);
 }
 
 static void *
 rfn_ring_producer(void *arg)
 {
     rfn_ring *r = arg;
-    size_t unused;
-    int rc = rfn_produce(&r->sink, r->feed, r->start, 0, &unused, &r->fail);
+    size_t from = r->start, next;
+    int rc;
+    for (;;) {
+        rc = rfn_produce(&r->sink, r->feed, from, r->block, 0, &next, &r->fail);
+        if (rc != RFN_PRODUCE_SWITCH) {
+            break;  /* the sources ran out inside this block, or a failure */
+        }
+        if (rfn_ring_publish(r, 1) < 0) {
+            rc = RFN_PRODUCE_FAILED;
+            break;
+        }
+        from += r->stride;
+    }
     if (rc == RFN_PRODUCE_DONE && r->sink.fill > 0) {
-        rfn_ring_flush(&r->sink);
+        rfn_ring_publish(r, 0);
     }
     pthread_mutex_lock(&r->lock);
     r->producer_done = 1;
@@ -561,7 +630,7 @@ static void
 rfn_ring_cancel(rfn_ring *r)
 {
     pthread_mutex_lock(&r->lock);
-    r->cancel = 1;
+    __atomic_store_n(&r->cancel, 1, __ATOMIC_RELAXED);
     pthread_cond_broadcast(&r->changed);
     pthread_mutex_unlock(&r->lock);
 }
@@ -587,20 +656,25 @@ rfn_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Consumer side, on the calling thread: hash slots in order until the
- * producer is done. Returns 0 or -1 with *fail set.
+/* Consumer side, on the calling thread: hash the rings' slots in stream
+ * order until the ring holding the next bytes is drained and its producer
+ * done: the end of the stream, or that producer's failure. Returns 0 or -1
+ * with *fail set.
  *
  * Signal handlers run after every 32 MiB hashed and whenever 50 ms passed
  * since they last ran: a reader publishing a slot every few milliseconds
  * (many small files, a slow file system) never lets the wait time out, and
  * 32 MiB of small-file frames can take seconds to produce. */
 static int
-rfn_ring_consume(rfn_ring *r, EVP_MD_CTX *ctx, PyThreadState **tstate, rfn_failure *fail)
+rfn_rings_consume(rfn_ring *rings, size_t nrings, EVP_MD_CTX *ctx, PyThreadState **tstate,
+                  rfn_failure *fail)
 {
     uint64_t since_poll = 0;
     int64_t last_poll = rfn_now_ns();
-    pthread_mutex_lock(&r->lock);
+    size_t cur = 0;
     for (;;) {
+        rfn_ring *r = &rings[cur];
+        pthread_mutex_lock(&r->lock);
         while (r->tail == r->head && !r->producer_done) {
             struct timespec deadline;
             rfn_deadline_in(&deadline, RFN_WAIT_POLL_NS);
@@ -609,16 +683,20 @@ rfn_ring_consume(rfn_ring *r, EVP_MD_CTX *ctx, PyThreadState **tstate, rfn_failu
                 int rc = rfn_poll_signals(tstate);
                 since_poll = 0;
                 last_poll = rfn_now_ns();
-                pthread_mutex_lock(&r->lock);
                 if (rc < 0) {
                     fail->kind = RFN_FAIL_INTERRUPTED;
-                    pthread_mutex_unlock(&r->lock);
                     return -1;
                 }
+                pthread_mutex_lock(&r->lock);
             }
         }
         if (r->tail == r->head) {
-            break;  /* producer done and everything hashed */
+            pthread_mutex_unlock(&r->lock);
+            if (r->fail.kind != RFN_OK) {
+                *fail = r->fail;
+                return -1;
+            }
+            return 0;
         }
         size_t k = r->tail % RFN_RING_SLOTS;
         pthread_mutex_unlock(&r->lock);
@@ -637,95 +715,137 @@ rfn_ring_consume(rfn_ring *r, EVP_MD_CTX *ctx, PyThreadState **tstate, rfn_failu
                 return -1;
             }
         }
+        int ends_block = r->slot_ends_block[k];
 
         pthread_mutex_lock(&r->lock);
         r->tail++;
         if (r->producer_waiting && r->head - r->tail <= RFN_RING_SLOTS / 2) {
             pthread_cond_broadcast(&r->changed);
         }
+        pthread_mutex_unlock(&r->lock);
+        if (ends_block) {
+            cur = (cur + 1) % nrings;
+        }
     }
-    pthread_mutex_unlock(&r->lock);
-    if (r->fail.kind != RFN_OK) {
-        *fail = r->fail;
-        return -1;
-    }
-    return 0;
 }
 
 static int
-rfn_hash_threaded(rfn_source_feed *feed, size_t start, EVP_MD_CTX *ctx, PyThreadState **tstate,
-                  rfn_failure *fail)
+rfn_ring_init(rfn_ring *r, rfn_source_feed *feed, size_t start, size_t block, size_t stride)
 {
-    int result = -1;
-    rfn_ring *r = calloc(1, sizeof(*r));
-    if (r == NULL) {
-        fail->kind = RFN_FAIL_NOMEM;
-        return -1;
-    }
-    int have_lock = 0, have_cond = 0;
     for (int i = 0; i < RFN_RING_SLOTS; i++) {
         r->slots[i] = malloc(RFN_CHUNK_SIZE);
         if (r->slots[i] == NULL) {
-            fail->kind = RFN_FAIL_NOMEM;
-            goto exit;
+            return -1;
         }
     }
     if (pthread_mutex_init(&r->lock, NULL) != 0) {
-        fail->kind = RFN_FAIL_NOMEM;
-        goto exit;
+        return -1;
     }
-    have_lock = 1;
+    r->have_lock = 1;
     pthread_condattr_t cond_attr;
     if (pthread_condattr_init(&cond_attr) != 0) {
-        fail->kind = RFN_FAIL_NOMEM;
-        goto exit;
+        return -1;
     }
-    int cond_rc = pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC);
-    if (cond_rc == 0) {
-        cond_rc = pthread_cond_init(&r->changed, &cond_attr);
+    int rc = pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC);
+    if (rc == 0) {
+        rc = pthread_cond_init(&r->changed, &cond_attr);
     }
     pthread_condattr_destroy(&cond_attr);
-    if (cond_rc != 0) {
-        fail->kind = RFN_FAIL_NOMEM;
-        goto exit;
+    if (rc != 0) {
+        return -1;
     }
-    have_cond = 1;
+    r->have_cond = 1;
     r->sink.buf = r->slots[0];
     r->sink.cap = RFN_CHUNK_SIZE;
     r->sink.flush = rfn_ring_flush;
     r->sink.cancel = &r->cancel;
     r->feed = feed;
     r->start = start;
+    r->block = block;
+    r->stride = stride;
+    return 0;
+}
 
-    pthread_t thread;
-    int err = pthread_create(&thread, NULL, rfn_ring_producer, r);
-    if (err != 0) {
-        fail->kind = RFN_FAIL_THREAD;
-        fail->err_no = err;
-        goto exit;
-    }
-    result = rfn_ring_consume(r, ctx, tstate, fail);
-    if (result < 0) {
-        rfn_ring_cancel(r);
-        if (fail->kind == RFN_FAIL_INTERRUPTED && feed->cancel != NULL) {
-            /* The reader may be blocked in get() waiting for the walk. */
-            feed->cancel(feed);
-        }
-    }
-    pthread_join(thread, NULL);
-
-exit:
-    if (have_cond) {
+/* Releases what rfn_ring_init took, also after it failed half way. */
+static void
+rfn_ring_release(rfn_ring *r)
+{
+    if (r->have_cond) {
         pthread_cond_destroy(&r->changed);
     }
-    if (have_lock) {
+    if (r->have_lock) {
         pthread_mutex_destroy(&r->lock);
     }
     for (int i = 0; i < RFN_RING_SLOTS; i++) {
         free(r->slots[i]);
     }
-    free(r);
+}
+
+static int
+rfn_hash_threaded(rfn_source_feed *feed, size_t start, size_t nreaders, EVP_MD_CTX *ctx,
+                  PyThreadState **tstate, rfn_failure *fail)
+{
+    int result = -1;
+    size_t block = nreaders > 1 ? RFN_READER_BLOCK : SIZE_MAX;
+    size_t stride = nreaders > 1 ? nreaders * RFN_READER_BLOCK : 0;
+    pthread_t threads[RFN_MAX_READERS];
+    size_t ready = 0, started = 0;
+    rfn_ring *rings = calloc(nreaders, sizeof(*rings));
+    if (rings == NULL) {
+        fail->kind = RFN_FAIL_NOMEM;
+        return -1;
+    }
+    for (; ready < nreaders; ready++) {
+        if (rfn_ring_init(&rings[ready], feed, start + ready * RFN_READER_BLOCK, block, stride) < 0) {
+            rfn_ring_release(&rings[ready]);
+            fail->kind = RFN_FAIL_NOMEM;
+            goto exit;
+        }
+    }
+    for (; started < nreaders; started++) {
+        int err = rfn_thread_start(&threads[started], rfn_ring_producer, &rings[started]);
+        if (err != 0) {
+            fail->kind = RFN_FAIL_THREAD;
+            fail->err_no = err;
+            break;
+        }
+    }
+    if (started == nreaders) {
+        result = rfn_rings_consume(rings, nreaders, ctx, tstate, fail);
+        if (result < 0 && fail->kind == RFN_FAIL_INTERRUPTED && feed->cancel != NULL) {
+            /* The readers may be blocked in get() waiting for the walk. */
+            feed->cancel(feed);
+        }
+    }
+    /* Also after success: a reader past the end must not wait on a ring
+     * nobody drains any more. */
+    for (size_t i = 0; i < started; i++) {
+        rfn_ring_cancel(&rings[i]);
+    }
+    for (size_t i = 0; i < started; i++) {
+        pthread_join(threads[i], NULL);
+    }
+
+exit:
+    for (size_t i = 0; i < ready; i++) {
+        rfn_ring_release(&rings[i]);
+    }
+    free(rings);
     return result;
+}
+
+/* Readers for the threaded mode: one per CPU this process may run on, up to
+ * RFN_MAX_READERS, unless set by _set_reader_threads() (tests). */
+static size_t
+rfn_reader_count(rfn_state *st)
+{
+    int set = __atomic_load_n(&st->reader_threads, __ATOMIC_RELAXED);
+    if (set > 0) {
+        return (size_t)set;
+    }
+    cpu_set_t cpus;
+    int n = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+    return n < 1 ? 1 : n > RFN_MAX_READERS ? RFN_MAX_READERS : (size_t)n;
 }
 
 /* ---- entry point ---------------------------------------------------------- */
@@ -761,13 +881,14 @@ rfn_fingerprint_stream(rfn_state *st, rfn_source_feed *feed, uint64_t total_hint
             .ctx = ctx, .tstate = tstate, .fail = fail,
         };
         feed->tstate = tstate;  /* get() runs here: it must poll signals while it waits */
-        produced = rfn_produce(&is.sink, feed, 0, RFN_THREAD_THRESHOLD, &next, fail);
+        produced = rfn_produce(&is.sink, feed, 0, SIZE_MAX, RFN_THREAD_THRESHOLD, &next, fail);
         feed->tstate = NULL;
         if (produced == RFN_PRODUCE_FAILED || rfn_inline_flush(&is.sink) < 0) {
             goto exit;
         }
     }
-    if (produced == RFN_PRODUCE_SWITCH && rfn_hash_threaded(feed, next, ctx, tstate, fail) < 0) {
+    if (produced == RFN_PRODUCE_SWITCH
+        && rfn_hash_threaded(feed, next, rfn_reader_count(st), ctx, tstate, fail) < 0) {
         goto exit;
     }
     unsigned int len = 0;
@@ -785,6 +906,30 @@ exit:
 
 /* ---- module exec ---------------------------------------------------------- */
 
+/* _set_reader_threads(n) -> previous: the number of reader threads of the
+ * threaded mode, 0 for one per CPU. For tests: the result must not depend on
+ * it. */
+static PyObject *
+rfn_set_reader_threads(PyObject *module, PyObject *arg)
+{
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (n < 0 || n > RFN_MAX_READERS) {
+        PyErr_Format(PyExc_ValueError, "reader threads must be 0 to %d, not %ld", RFN_MAX_READERS, n);
+        return NULL;
+    }
+    rfn_state *st = rfn_get_state(module);
+    return PyLong_FromLong(__atomic_exchange_n(&st->reader_threads, (int)n, __ATOMIC_RELAXED));
+}
+
+static PyMethodDef rfn_hash_methods[] = {
+    {"_set_reader_threads", rfn_set_reader_threads, METH_O,
+     "_set_reader_threads(n) -> previous n: reader threads of the threaded hash, 0 = one per CPU."},
+    {NULL, NULL, 0, NULL},
+};
+
 int
 rfn_hash_exec(PyObject *module)
 {
@@ -801,5 +946,8 @@ rfn_hash_exec(PyObject *module)
     if (st->SourceChangedError == NULL) {
         return -1;
     }
-    return PyModule_AddObjectRef(module, "SourceChangedError", st->SourceChangedError);
+    if (PyModule_AddObjectRef(module, "SourceChangedError", st->SourceChangedError) < 0) {
+        return -1;
+    }
+    return PyModule_AddFunctions(module, rfn_hash_methods);
 }

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 
 #define RFN_MODULE_NAME "runpod_flash_native._fingerprint"
 #define RFN_SHA256_LEN 32
@@ -30,6 +31,7 @@ typedef struct {
     PyObject *PatternRegexError;    /* re.error: pathspec's regex fails to compile */
     PyTypeObject *IgnoreSpecType;
     PyObject *diff_objs[RFN_DIFF_NOBJ];  /* diff.c: interned keys, RUNTIME_RESOURCE_FIELDS */
+    int reader_threads;             /* hash.c: 0 = one per CPU; set by tests, read atomically */
 } rfn_state;
 
 extern PyModuleDef rfn_module_def;
@@ -137,6 +139,12 @@ int rfn_fingerprint_stream(rfn_state *st, rfn_source_feed *feed, uint64_t total_
 /* open(2) that also reaches paths longer than PATH_MAX (flash's os calls fail
  * there with ENAMETOOLONG; we do not). */
 int rfn_open_long(const char *path, int flags);
+
+/* pthread_create() for our helper threads (walk, readers): they start with
+ * every asynchronous signal blocked, so that the kernel delivers Ctrl-C and
+ * timers to a Python thread, whose handlers the calling thread runs while it
+ * waits. Returns pthread_create()'s error number. */
+int rfn_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
 
 /* Set the Python exception describing fail for the file path (a str). */
 void rfn_raise_failure(rfn_state *st, const rfn_failure *fail, PyObject *path);

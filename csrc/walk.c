@@ -1273,7 +1273,7 @@ rfn_fingerprint_tree(PyObject *module, PyObject *args)
     rfn_failure fail = {0};
     int rc = -1;
     PyThreadState *ts = PyEval_SaveThread();
-    err = pthread_create(&walker, NULL, rfn_walk_thread, w);
+    err = rfn_thread_start(&walker, rfn_walk_thread, w);
     if (err == 0) {
         rc = rfn_fingerprint_stream(st, &w->feed, 0, &ts, digest, &fail);
         if (rc < 0 && fail.kind == RFN_FAIL_INTERRUPTED) {

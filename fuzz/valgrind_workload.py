@@ -4,7 +4,7 @@ walker, reader and calling threads); see fuzz/RESULTS.md. From the repo root,
 after an in-place build (use the real interpreter, not a pyenv shim):
 
     PYTHONMALLOC=malloc valgrind --tool=memcheck --log-file=memcheck.log python3.11 fuzz/valgrind_workload.py
-    PYTHONMALLOC=malloc valgrind --tool=helgrind --log-file=helgrind.log python3.11 fuzz/valgrind_workload.py
+    PYTHONMALLOC=malloc valgrind --tool=helgrind --suppressions=fuzz/helgrind.supp --log-file=helgrind.log python3.11 fuzz/valgrind_workload.py
 
 then look for frames in _fingerprint (rfn_*) in the logs.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 base = Path(tempfile.mkdtemp(prefix="rfn-vg-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None))
 root = base / "tree"
 if True:
-    for i in range(30):
+    for i in range(150):
         d = root / f"p{i%5}" / f"q{i%3}"; d.mkdir(parents=True, exist_ok=True)
         (d / f"f{i}.py").write_bytes(os.urandom(i * 50))
     (root / "big.bin").write_bytes(os.urandom(3 << 20))
@@ -28,7 +28,8 @@ if True:
     for k in range(200):
         os.mkdir("d", dir_fd=fd); n = os.open("d", os.O_RDONLY, dir_fd=fd); os.close(fd); fd = n
     w = os.open("leaf.py", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd); os.write(w, b"leaf"); os.close(w); os.close(fd)
-for _ in range(3):
+for readers in (1, 2, 3):  # reader threads of the threaded hash (blocks of 32 files)
+    _fingerprint._set_reader_threads(readers)
     fp = r.fingerprint_project(root)
     files, fp2 = r.fingerprint_project_files(root)
     assert fp == fp2
@@ -56,5 +57,6 @@ try:
 except Alarm:
     print("interrupted")
 signal.setitimer(signal.ITIMER_REAL, 0)
+_fingerprint._set_reader_threads(0)
 print("done")
 shutil.rmtree(base)

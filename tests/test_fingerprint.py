@@ -10,6 +10,7 @@ hashlib reference of flash's framing stands in.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import hashlib
 import itertools
@@ -545,6 +546,71 @@ def test_errors_after_the_switch_to_the_reader_thread(tmp_path):
         bad = make_bad(tmp_path, kind, f"m-{kind}")
         got = assert_same(tmp_path, good + [bad] + good[:3])
         assert got[:2] == ("err", EXPECTED_TYPE[kind]) and got[3] == str(bad)
+
+
+# ---- several reader threads ---------------------------------------------------------------
+# Past 1 MiB the stream is read by reader threads, each framing blocks of 32
+# consecutive files (csrc/hash.c RFN_READER_BLOCK) into its own ring, and
+# hashed in order. A file of 1.5 MiB sorted first makes the whole stream
+# threaded, so position i in sorted order is in block i // 32.
+READER_BLOCK = 32
+HEAD = "0-head.bin"
+
+
+def reader_tree(root: Path, n: int, sizes: dict[int, int] | None = None) -> list[Path]:
+    """HEAD, then f0000.py ... small files; sizes overrides some by position."""
+    tree = {HEAD: pseudo_random_bytes(0, 3 * MiB // 2)}
+    for i in range(n):
+        size = (sizes or {}).get(i, 1000 + (i * 37) % 2000)
+        tree[f"f{i:04d}.py"] = pseudo_random_bytes(i + 1, size)
+    return write_tree(root, tree)
+
+
+def test_reader_threads_keep_flash_order(tmp_path, readers):
+    # Files larger than a ring slot, and empty ones, at and around block
+    # boundaries; more blocks than readers, and a last block cut short.
+    sizes = {0: 0, 30: 3 * MiB + 5, 31: CHUNK, 32: 0, 33: CHUNK + 1, 63: 700 * KiB, 64: 2 * CHUNK,
+             95: 0, 96: 9 * MiB, 127: 1, 200: 0}
+    paths = reader_tree(tmp_path, 7 * READER_BLOCK + 5, sizes)
+    random.Random(readers).shuffle(paths)
+    assert assert_same(tmp_path, paths) == ("ok", reference_fingerprint(tmp_path, paths))
+
+
+@pytest.mark.parametrize("first", [0, 5, 31, 32, 63, 70])
+@pytest.mark.parametrize("gap", [1, READER_BLOCK, READER_BLOCK + 1, 3 * READER_BLOCK])
+def test_reader_threads_report_the_first_bad_file_in_sorted_order(tmp_path, readers, first, gap):
+    """The reader of the earlier bad file is held up by a large file just
+    before it, so another reader meets the later bad file first in time;
+    the earlier one is still what is raised, as flash raises it."""
+    n = first + gap + 40
+    good = reader_tree(tmp_path, n, {first - 1: 24 * MiB} if first > 0 else {})
+    early = make_bad(tmp_path, "missing", f"f{first:04d}.py-missing")
+    late = make_bad(tmp_path, "directory", f"f{first + gap:04d}.py-dir")
+    got = assert_same(tmp_path, [late, *good, early])
+    assert got == ("err", FileNotFoundError, errno.ENOENT, str(early))
+
+
+@pytest.mark.parametrize("kind", sorted(EXPECTED_TYPE))
+def test_reader_threads_get_each_failure_kind_right(tmp_path, readers, kind):
+    good = reader_tree(tmp_path, 4 * READER_BLOCK)
+    bad = make_bad(tmp_path, kind, f"f{2 * READER_BLOCK + 7:04d}.py-{kind}")
+    got = assert_same(tmp_path, [*good, bad])
+    assert got[:2] == ("err", EXPECTED_TYPE[kind])
+
+
+def test_set_reader_threads_checks_its_argument():
+    native = runpod_flash_native._fingerprint
+    previous = native._set_reader_threads(2)
+    try:
+        assert native._set_reader_threads(3) == 2
+        for bad in (-1, 5, 2**70):
+            with pytest.raises((ValueError, OverflowError)):
+                native._set_reader_threads(bad)
+        with pytest.raises(TypeError):
+            native._set_reader_threads("2")
+        assert native._set_reader_threads(0) == 3
+    finally:
+        native._set_reader_threads(previous)
 
 
 def test_outside_project_raises_valueerror_in_input_order(tmp_path):

@@ -153,6 +153,28 @@ def test_non_utf8_name_raises_unicode_encode_error_like_flash(tmp_path):
     assert [str(p) for p in native_walk(tmp_path)] == [str(p) for p in files]
 
 
+def test_walk_fed_to_several_reader_threads_matches_flash(tmp_path, readers):
+    """fingerprint_project hands the walk's files to 1-4 reader threads (in
+    blocks of 32 consecutive files) while the walk goes on: the same digest as
+    flash, and the same error when a name flash cannot encode sits deep in a
+    threaded stream, with files of every size before and after it."""
+    write(tmp_path / ".gitignore", b"*.log\nbuild/\n")
+    write(tmp_path / "0-head.bin", b"h" * (3 << 19))
+    for d in range(12):
+        for f in range(30):
+            size = (d * 131 + f * 17) % 3000 if (d, f) != (5, 3) else 5 << 20
+            write(tmp_path / f"pkg{d:02d}" / f"m{f:02d}.py", bytes([d, f]) * (size // 2))
+        write(tmp_path / f"pkg{d:02d}" / "x.log")
+        write(tmp_path / f"pkg{d:02d}" / "build" / "out.py")
+    assert_same_as_flash(tmp_path)
+    write(tmp_path / "pkg07" / os.fsdecode(b"m10\xff.py"))
+    with pytest.raises(UnicodeEncodeError):
+        flash_fingerprint(tmp_path, flash_walk(tmp_path))
+    with pytest.raises(UnicodeEncodeError) as info:
+        native.fingerprint_project(tmp_path)
+    assert "pkg07/m10" in str(info.value)
+
+
 def test_ignored_non_utf8_name_is_fine(tmp_path):
     (tmp_path / ".gitignore").write_text("bad*\n")
     write(tmp_path / "ok.py")
