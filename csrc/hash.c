@@ -834,8 +834,11 @@ exit:
     return result;
 }
 
-/* Readers for the threaded mode: one per CPU this process may run on, up to
- * RFN_MAX_READERS, unless set by _set_reader_threads() (tests). */
+/* Readers for the threaded mode, unless set by _set_reader_threads() (tests):
+ * one more than the CPUs this process may run on, up to RFN_MAX_READERS, and
+ * one on a single CPU. The spare reader keeps every core busy while another
+ * waits for the walk or for its ring to drain: on 2 cores, 20,000 small files
+ * took 66 ms with 3 readers, 74 ms with 2 and 86 ms with 1 (benchmarks/). */
 static size_t
 rfn_reader_count(rfn_state *st)
 {
@@ -845,7 +848,10 @@ rfn_reader_count(rfn_state *st)
     }
     cpu_set_t cpus;
     int n = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
-    return n < 1 ? 1 : n > RFN_MAX_READERS ? RFN_MAX_READERS : (size_t)n;
+    if (n <= 1) {
+        return 1;
+    }
+    return n + 1 > RFN_MAX_READERS ? RFN_MAX_READERS : (size_t)n + 1;
 }
 
 /* ---- entry point ---------------------------------------------------------- */
@@ -907,7 +913,7 @@ exit:
 /* ---- module exec ---------------------------------------------------------- */
 
 /* _set_reader_threads(n) -> previous: the number of reader threads of the
- * threaded mode, 0 for one per CPU. For tests: the result must not depend on
+ * threaded mode, 0 for the default (rfn_reader_count). For tests: the result must not depend on
  * it. */
 static PyObject *
 rfn_set_reader_threads(PyObject *module, PyObject *arg)
@@ -926,7 +932,7 @@ rfn_set_reader_threads(PyObject *module, PyObject *arg)
 
 static PyMethodDef rfn_hash_methods[] = {
     {"_set_reader_threads", rfn_set_reader_threads, METH_O,
-     "_set_reader_threads(n) -> previous n: reader threads of the threaded hash, 0 = one per CPU."},
+     "_set_reader_threads(n) -> previous n: reader threads of the threaded hash, 0 = default (CPUs + 1)."},
     {NULL, NULL, 0, NULL},
 };
 

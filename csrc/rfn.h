@@ -31,7 +31,7 @@ typedef struct {
     PyObject *PatternRegexError;    /* re.error: pathspec's regex fails to compile */
     PyTypeObject *IgnoreSpecType;
     PyObject *diff_objs[RFN_DIFF_NOBJ];  /* diff.c: interned keys, RUNTIME_RESOURCE_FIELDS */
-    int reader_threads;             /* hash.c: 0 = one per CPU; set by tests, read atomically */
+    int reader_threads;             /* hash.c: 0 = default (CPUs + 1); set by tests, read atomically */
 } rfn_state;
 
 extern PyModuleDef rfn_module_def;

@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(params=[1, 2, 3, 4], ids=lambda n: f"{n}-readers")
 def readers(request):
     """Run the test with the threaded hash split over 1-4 reader threads
-    (csrc/hash.c; by default one per CPU, up to 4): the result must not
+    (csrc/hash.c; by default one more than the CPUs, up to 4): the result must not
     depend on how many there are."""
     previous = native._set_reader_threads(request.param)
     try:
