@@ -8,7 +8,8 @@ written to a tmpfs directory, then:
 - fingerprint_project_files(root) must list exactly the files flash's
   get_file_tree keeps (built-in patterns, matched with pathspec level by
   level), and its fingerprint must equal the reference over that list;
-- fingerprint_project(root) must give the same fingerprint.
+- fingerprint_project(root) must give the same fingerprint;
+all with 1-4 reader threads for the streams past the 1 MiB thread switch.
 
     python fuzz/fuzz_framing.py [corpus dirs...] [libFuzzer flags]
 """
@@ -89,6 +90,9 @@ def TestOneInput(data):
         files[rel] = content
     order = sorted(files, key=lambda r: fdp.ConsumeInt(2))
     duplicate = fdp.ConsumeBool()
+    # reader threads of the threaded hash (csrc/hash.c); read last, so that the
+    # seed corpus keeps its meaning
+    native._fingerprint._set_reader_threads(fdp.ConsumeIntInRange(1, 4))
 
     for entry in os.listdir(ROOT):
         p = os.path.join(ROOT, entry)
