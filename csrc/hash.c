@@ -16,12 +16,11 @@
  */
 #include "rfn.h"
 
-#include <sched.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,8 +33,8 @@
 #define RFN_CHUNK_SIZE (256u * 1024u)        /* one read(2) and one ring slot */
 #define RFN_RING_SLOTS 8                     /* 2 MiB in flight, whatever the file size */
 #define RFN_THREAD_THRESHOLD (1u << 20)      /* smaller streams: a thread costs more than it saves */
-#define RFN_SIGNAL_POLL_BYTES (32u << 20)    /* run Python signal handlers at least this often */
-#define RFN_WAIT_POLL_NS (50 * 1000 * 1000)  /* and at least every 50 ms of hashing or waiting */
+#define RFN_SIGNAL_POLL_BYTES (32u << 20)    /* run Python signal handlers at least this often
+                                              (and every RFN_WAIT_POLL_NS, rfn.h) */
 #define RFN_PSEUDO_MAX (256u << 20)          /* a kernel pseudo file is read whole, up to this */
 
 /* ---- errors --------------------------------------------------------------- */
@@ -635,9 +634,7 @@ rfn_ring_cancel(rfn_ring *r)
     pthread_mutex_unlock(&r->lock);
 }
 
-/* The ring's condition variable runs on CLOCK_MONOTONIC: a wall-clock jump
- * must not stretch the wait between two signal polls. */
-static void
+void
 rfn_deadline_in(struct timespec *ts, long ns)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);

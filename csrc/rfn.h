@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <time.h>
 
 #define RFN_MODULE_NAME "runpod_flash_native._fingerprint"
 #define RFN_SHA256_LEN 32
@@ -153,6 +154,15 @@ void rfn_raise_failure(rfn_state *st, const rfn_failure *fail, PyObject *path);
 void rfn_set_evp_error(const char *what);
 
 PyObject *rfn_hexdigest(const unsigned char digest[RFN_SHA256_LEN]);
+
+/* Waits on the calling thread run Python signal handlers at least this often
+ * (and hashing, at least after this much time). */
+#define RFN_WAIT_POLL_NS (50 * 1000 * 1000)
+
+/* *ts = now + ns on CLOCK_MONOTONIC, the clock of every condition variable we
+ * time out on: a wall-clock jump must not stretch the wait between two signal
+ * polls. */
+void rfn_deadline_in(struct timespec *ts, long ns);
 
 /* Take the GIL for a moment and run pending signal handlers. Returns -1 (with
  * the exception left set, GIL released again) if one raised. */

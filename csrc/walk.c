@@ -324,12 +324,7 @@ rfn_walk_feed_get(rfn_source_feed *feed, size_t i)
         /* On the calling thread: a long walk that emits nothing (a slow file
          * system, a deep tree of ignored entries) must not hold up Ctrl-C. */
         struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_nsec += 50 * 1000 * 1000;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec += 1;
-            deadline.tv_nsec -= 1000000000L;
-        }
+        rfn_deadline_in(&deadline, RFN_WAIT_POLL_NS);
         if (pthread_cond_timedwait(&w->grew, &w->lock, &deadline) == ETIMEDOUT) {
             pthread_mutex_unlock(&w->lock);
             int rc = rfn_poll_signals(feed->tstate);
