@@ -14,6 +14,7 @@ flash module attribute                                 native replacement
 ``cli.commands.build_utils.scanner.load_ignore_patterns`` / ``get_file_tree``   (same)
 ``cli.commands.run.load_ignore_patterns`` / ``get_file_tree`` (``flash dev``)   (same)
 ``cli.utils.deployment._resource_config_for_compare``  :func:`runpod_flash_native.deployment.resource_config_for_compare`
+``ast`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``, ``stubs.local_modules``   :data:`runpod_flash_native._astcache.flash_ast` (memoized ``ast.parse``/``ast.walk``)
 =====================================================  ===========================================================
 
 ``runpod_flash.cli.utils.ignore`` itself is left alone: flash's own modules
@@ -65,7 +66,7 @@ class FlashPatchWarning(UserWarning):
 class _Site:
     module: str
     attr: str
-    params: tuple[str, ...]
+    params: tuple[str, ...] | None  # flash's signature; None: the attribute is the stdlib ast module
     native_module: str
     native_attr: str
 
@@ -84,6 +85,8 @@ _DEPLOYMENT = "runpod_flash.cli.utils.deployment"
 _N_BUILD = "runpod_flash_native.build"
 _N_IGNORE = "runpod_flash_native.ignore"
 _N_DEPLOYMENT = "runpod_flash_native.deployment"
+_LOCAL_MODULES = "runpod_flash.stubs.local_modules"
+_N_AST = "runpod_flash_native._astcache"
 
 _LOAD = ("load_ignore_patterns", ("project_dir",))
 _TREE = ("get_file_tree", ("directory", "spec", "base_dir"))
@@ -96,6 +99,8 @@ SITES: tuple[_Site, ...] = (
         for name, params in (_LOAD, _TREE)
     ),
     _Site(_DEPLOYMENT, "_resource_config_for_compare", ("config",), _N_DEPLOYMENT, "resource_config_for_compare"),
+    # flash parses every shipped file several times per build (see _astcache).
+    *(_Site(module, "ast", None, _N_AST, "flash_ast") for module in (_BUILD, _SCANNER, _LOCAL_MODULES)),
 )
 
 _lock = threading.RLock()
@@ -126,7 +131,11 @@ def version_supported(version: str | None) -> bool:
     return parsed is not None and _MIN_VERSION <= parsed < _MAX_VERSION_EXCLUSIVE
 
 
-def _shape_matches(obj: object, params: tuple[str, ...]) -> bool:
+def _shape_matches(obj: object, params: tuple[str, ...] | None) -> bool:
+    if params is None:
+        import ast
+
+        return obj is ast
     if not callable(obj):
         return False
     try:
@@ -191,10 +200,8 @@ def patch_flash() -> bool:
             if current is native:
                 continue  # already patched
             if not _shape_matches(current, site.params):
-                _warn(
-                    f"{site} does not have flash's signature "
-                    f"({', '.join(site.params)}); left unpatched"
-                )
+                expected = "the ast module" if site.params is None else ", ".join(site.params)
+                _warn(f"{site} does not have flash's signature ({expected}); left unpatched")
                 continue
             todo.append((site, current, native))
 
@@ -218,6 +225,9 @@ def unpatch_flash() -> bool:
                 setattr(module, attr, original)
                 restored = True
             del _active[(module_name, attr)]
+        from . import _astcache
+
+        _astcache.clear()
         return restored
 
 

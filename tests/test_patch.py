@@ -3,6 +3,7 @@ end-to-end comparison of ``flash build`` with ``flash-native build``."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import os
@@ -33,6 +34,9 @@ EXPECTED_SITES = {
     ("runpod_flash.cli.commands.run", "load_ignore_patterns"): ("runpod_flash_native.ignore", "load_ignore_patterns"),
     ("runpod_flash.cli.commands.run", "get_file_tree"): ("runpod_flash_native.ignore", "get_file_tree"),
     ("runpod_flash.cli.utils.deployment", "_resource_config_for_compare"): ("runpod_flash_native.deployment", "resource_config_for_compare"),
+    ("runpod_flash.cli.commands.build", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
+    ("runpod_flash.cli.commands.build_utils.scanner", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
+    ("runpod_flash.stubs.local_modules", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
 }
 
 
@@ -50,7 +54,10 @@ def flash_sites():
     runpod_flash_native.unpatch_flash()
     originals = _snapshot()
     for (module, attr), fn in originals.items():
-        assert fn.__module__.startswith("runpod_flash."), (module, attr, fn)
+        if attr == "ast":
+            assert fn is ast, (module, attr, fn)
+        else:
+            assert fn.__module__.startswith("runpod_flash."), (module, attr, fn)
     yield originals
     runpod_flash_native.unpatch_flash()
     for (module, attr), fn in originals.items():
