@@ -1,0 +1,762 @@
+"""Scoped source fingerprints: only the endpoints whose code changed roll.
+
+flash (1.21.0) writes one ``source_fingerprint`` over every shipped file and,
+on deploy, injects it into the ``env`` of every resource that is not in client
+mode as ``_FLASH_SOURCE_FINGERPRINT``; any edit therefore rolls every endpoint.
+This module computes, per resource, flash's fingerprint (same framing, same
+digest, :func:`runpod_flash_native.build.compute_source_fingerprint`) over the
+files in that resource's *scope* only, and writes it where flash's own deploy
+comparison picks it up.
+
+The scope of a resource, conservative by construction:
+
+* the module(s) defining its functions (``functions[].module``,
+  ``module_path`` and ``file_path`` of its manifest entry);
+* the transitive closure of their static project imports: ``import``,
+  ``from ... import`` (including submodules named in the import list and every
+  submodule of a package imported with ``*``), relative imports, literal
+  ``importlib.import_module``/``__import__``, every package ``__init__.py`` on
+  the way; an absolute name is resolved against the project root and against
+  the importing file's own directory (both candidates are taken);
+* every shipped file that is not an importable project module (data, configs,
+  requirements, templates, ``.py`` files outside a valid module path, the root
+  ``__init__.py``);
+* every project module that no resource reaches statically.
+
+A module in a resource's closure that the analysis cannot follow makes that
+resource's scope the whole project, and its fingerprint then equals flash's
+global one: a non-literal dynamic import, ``exec``/``eval``/``compile``,
+``sys.path``/``sys.meta_path``/``sys.path_hooks``/``__path__``, ``site``,
+``runpy``, ``pkgutil``, ``zipimport``, ``importlib.util``/``machinery``/
+``resources``, directory listings (``os.listdir``, ``scandir``, ``os.walk``,
+``glob``, ``iterdir``, ``rglob``), a string literal naming a ``.py`` file,
+a syntax error or undecodable source, a relative import above the top
+package; as does a resource whose module cannot be located.
+
+Opt-in: :func:`scoped_rolls_enabled` (``FLASH_NATIVE_SCOPED_ROLLS=1``, or
+``[tool.runpod-flash-native] scoped-rolls = true`` in the project's
+``pyproject.toml``; the environment wins when set). Without it nothing here
+touches a manifest.
+
+A scoped manifest differs from flash's in three places only:
+
+* each fingerprinted resource's ``env["_FLASH_SOURCE_FINGERPRINT"]`` holds its
+  scoped fingerprint (flash would inject the global one at deploy);
+* ``source_fingerprint`` is ``null``, so flash's deploy injects nothing and
+  compares the per-resource values (a plain ``flash deploy`` of a scoped
+  manifest therefore scopes too);
+* ``scoped_source_fingerprints`` records the mode, the global fingerprint and,
+  per resource, its fingerprint, whether its scope is the whole project and
+  why, and the shipped ``.py`` files its scope leaves out.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .build import compute_source_fingerprint
+
+__all__ = [
+    "ENV_SWITCH",
+    "MANIFEST_KEY",
+    "Scope",
+    "analyze_scopes",
+    "apply_scoped_fingerprints",
+    "fingerprint_for_build",
+    "format_status",
+    "is_scoped_manifest",
+    "recorded_source_fingerprint",
+    "scoped_fingerprints",
+    "scoped_rolls_enabled",
+    "status_report",
+    "plan_notes",
+]
+
+#: Environment switch; "1"/"true"/"yes"/"on" turn scoped rolls on, "0"/"false"/
+#: "no"/"off"/"" turn them off (overriding pyproject.toml).
+ENV_SWITCH = "FLASH_NATIVE_SCOPED_ROLLS"
+#: Top-level manifest key holding the scoping record.
+MANIFEST_KEY = "scoped_source_fingerprints"
+FORMAT_VERSION = 1
+FP_KEY = "_FLASH_SOURCE_FINGERPRINT"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+# Modules whose use means files get loaded or found by means we do not follow.
+_OPAQUE_MODULES = {
+    "runpy", "pkgutil", "zipimport", "site", "importlib.util",
+    "importlib.machinery", "importlib.resources", "importlib.abc",
+}
+_DYNAMIC_EXEC = {"exec", "eval", "compile", "execfile"}
+_LISTING_ATTRS = {"listdir", "scandir", "rglob", "iterdir", "fwalk", "glob", "iglob"}
+_SYS_OPAQUE_ATTRS = {"path", "meta_path", "path_hooks", "path_importer_cache"}
+_SOURCE_SUFFIXES = (".py", ".pyw", ".pyc")
+
+
+def scoped_rolls_enabled(
+    project_dir: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> bool:
+    """Whether scoped rolls are switched on for ``project_dir``.
+
+    ``FLASH_NATIVE_SCOPED_ROLLS`` decides when set (``1``/``true``/``yes``/``on``
+    or ``0``/``false``/``no``/``off``/empty; anything else raises
+    ``ValueError``); otherwise ``[tool.runpod-flash-native] scoped-rolls`` in
+    ``project_dir/pyproject.toml`` (a bool; ``ValueError`` naming the file for
+    anything else, or for invalid TOML). Without ``tomllib`` (Python 3.10) and
+    without ``tomli`` the file is not read and the switch is off.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(ENV_SWITCH)
+    if raw is not None:
+        value = raw.strip().lower()
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        raise ValueError(f"{ENV_SWITCH}={raw!r}: expected 1/0, true/false, yes/no or on/off")
+    path = Path(project_dir) / "pyproject.toml"
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    try:
+        import tomllib  # type: ignore[import-not-found]
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[import-not-found,no-redef]
+        except ImportError:
+            return False
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"{path}: invalid TOML: {e}") from None
+    table = doc.get("tool", {}).get("runpod-flash-native", {})
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: [tool.runpod-flash-native] must be a table")
+    value = table.get("scoped-rolls", False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{path}: [tool.runpod-flash-native] scoped-rolls must be true or false, not {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------
+# the import graph
+
+
+@dataclasses.dataclass
+class _FileInfo:
+    rel: str
+    module: tuple[str, ...] | None  # dotted name from the root, None: not importable
+    is_package: bool
+    edges: set[str] = dataclasses.field(default_factory=set)
+    opaque: list[str] = dataclasses.field(default_factory=list)  # reasons
+
+
+def _module_name(rel: str) -> tuple[tuple[str, ...] | None, bool]:
+    parts = rel[:-3].split("/")
+    is_package = parts[-1] == "__init__"
+    if is_package:
+        parts = parts[:-1]
+    if not parts or not all(p.isidentifier() for p in parts):
+        return None, is_package
+    return tuple(parts), is_package
+
+
+class _Graph:
+    def __init__(self, project_dir: Path, rels: Iterable[str]) -> None:
+        self.root = project_dir
+        self.shipped = set(rels)
+        self.files: dict[str, _FileInfo] = {}
+        for rel in sorted(self.shipped):
+            if rel.endswith(".py"):
+                module, is_package = _module_name(rel)
+                if module is not None:
+                    self.files[rel] = _FileInfo(rel, module, is_package)
+        self._analyzed: set[str] = set()
+
+    # -- resolution
+
+    def _candidates(self, base: PurePosixPath, parts: Sequence[str]) -> set[str]:
+        """Files ``import a.b.c`` may execute when ``base`` is on sys.path:
+        every existing ``a/__init__.py``, ``a.py``, ``a/b/__init__.py``, ..."""
+        out: set[str] = set()
+        for k in range(1, len(parts) + 1):
+            stem = base.joinpath(*parts[:k])
+            for cand in (f"{stem}/__init__.py", f"{stem}.py"):
+                cand = cand[2:] if cand.startswith("./") else cand
+                if cand in self.files:
+                    out.add(cand)
+        return out
+
+    def _package_children(self, base: PurePosixPath, parts: Sequence[str]) -> set[str]:
+        prefix = str(base.joinpath(*parts))
+        prefix = "" if prefix == "." else (prefix[2:] if prefix.startswith("./") else prefix) + "/"
+        out = set()
+        for rel in self.files:
+            if rel.startswith(prefix):
+                rest = rel[len(prefix):]
+                if rest.count("/") == 0 or (rest.count("/") == 1 and rest.endswith("/__init__.py")):
+                    out.add(rel)
+        return out
+
+    def _bases(self, info: _FileInfo) -> list[PurePosixPath]:
+        bases = [PurePosixPath(".")]
+        parent = PurePosixPath(info.rel).parent
+        if parent != PurePosixPath("."):
+            bases.append(parent)
+        return bases
+
+    def _resolve(self, info: _FileInfo, parts: Sequence[str], names: Sequence[str] | None,
+                 bases: Sequence[PurePosixPath]) -> None:
+        for base in bases:
+            info.edges |= self._candidates(base, parts)
+            if names is None:
+                continue
+            if "*" in names:
+                info.edges |= self._package_children(base, parts)
+            for name in names:
+                if name != "*":
+                    info.edges |= self._candidates(base, [*parts, name])
+
+    def _relative_parts(self, info: _FileInfo, level: int, module: str | None) -> list[str] | None:
+        assert info.module is not None
+        package = list(info.module) if info.is_package else list(info.module[:-1])
+        if level - 1 > len(package):
+            return None
+        base = package[: len(package) - (level - 1)]
+        return base + (module.split(".") if module else [])
+
+    def _import(self, info: _FileInfo, name: str, level: int, names: Sequence[str] | None,
+                where: str) -> None:
+        if level:
+            parts = self._relative_parts(info, level, name or None)
+            if parts is None:
+                info.opaque.append(f"{where}: relative import beyond the top-level package")
+                return
+            self._resolve(info, parts, names, [PurePosixPath(".")])
+        else:
+            parts = name.split(".")
+            self._resolve(info, parts, names, self._bases(info))
+        full = ".".join(parts)
+        imported = [full] + [f"{full}.{n}" for n in names or () if n != "*"]
+        for mod in imported:
+            hit = next((o for o in _OPAQUE_MODULES if mod == o or mod.startswith(o + ".")), None)
+            if hit is not None:
+                info.opaque.append(f"{where}: imports {hit}")
+                break
+        if full == "sys" and names and any(n in _SYS_OPAQUE_ATTRS or n == "*" for n in names):
+            info.opaque.append(f"{where}: imports from sys what decides how imports are found")
+
+    # -- analysis of one file
+
+    def analyze(self, rel: str) -> _FileInfo:
+        info = self.files[rel]
+        if rel in self._analyzed:
+            return info
+        self._analyzed.add(rel)
+        path = self.root / rel
+        try:
+            source = path.read_bytes()
+            tree = ast.parse(source, filename=str(path))
+        except (SyntaxError, ValueError) as e:
+            info.opaque.append(f"{rel}: cannot be parsed ({e.__class__.__name__})")
+            return info
+        except OSError as e:
+            info.opaque.append(f"{rel}: cannot be read ({e.strerror or e})")
+            return info
+        for node in ast.walk(tree):
+            where = f"{rel}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    self._import(info, alias.name, 0, None, where)
+            elif isinstance(node, ast.ImportFrom):
+                self._import(info, node.module or "", node.level, [a.name for a in node.names], where)
+            elif isinstance(node, ast.Call):
+                self._call(info, node, where)
+            elif isinstance(node, ast.Attribute):
+                if isinstance(node.value, ast.Name) and node.value.id == "sys" and node.attr in _SYS_OPAQUE_ATTRS:
+                    info.opaque.append(f"{where}: uses sys.{node.attr}")
+                elif (isinstance(node.value, ast.Name) and node.value.id == "importlib"
+                      and f"importlib.{node.attr}" in _OPAQUE_MODULES):
+                    info.opaque.append(f"{where}: uses importlib.{node.attr}")
+                elif node.attr == "__path__":
+                    info.opaque.append(f"{where}: uses __path__")
+            elif isinstance(node, ast.Name) and node.id == "__path__":
+                info.opaque.append(f"{where}: uses __path__")
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if node.value.rstrip().endswith(_SOURCE_SUFFIXES):
+                    info.opaque.append(f"{where}: names a Python source file ({node.value!r})")
+        return info
+
+    def _call(self, info: _FileInfo, node: ast.Call, where: str) -> None:
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+        if name in _DYNAMIC_EXEC and isinstance(func, ast.Name):
+            info.opaque.append(f"{where}: calls {name}()")
+            return
+        if name in _LISTING_ATTRS or (
+            name == "walk" and isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name) and func.value.id == "os"
+        ):
+            info.opaque.append(f"{where}: lists a directory ({name})")
+            return
+        if name == "import_module":
+            self._dynamic(info, node, where, dunder=False)
+        elif name == "__import__":
+            self._dynamic(info, node, where, dunder=True)
+
+    def _dynamic(self, info: _FileInfo, node: ast.Call, where: str, *, dunder: bool) -> None:
+        def literal(n: ast.AST | None) -> Any:
+            try:
+                return ast.literal_eval(n) if n is not None else None
+            except ValueError:
+                raise LookupError from None
+
+        try:
+            if not node.args or any(isinstance(a, ast.Starred) for a in node.args) or any(
+                k.arg is None for k in node.keywords
+            ):
+                raise LookupError
+            name = literal(node.args[0])
+            kw = {k.arg: k.value for k in node.keywords}
+            if not isinstance(name, str):
+                raise LookupError
+            if dunder:
+                fromlist = literal(node.args[3] if len(node.args) > 3 else kw.get("fromlist"))
+                level = literal(node.args[4] if len(node.args) > 4 else kw.get("level")) or 0
+                if not isinstance(level, int) or (fromlist is not None and (
+                        not isinstance(fromlist, (list, tuple)) or not all(isinstance(x, str) for x in fromlist))):
+                    raise LookupError
+                self._import(info, name, level, list(fromlist) if fromlist else None, where)
+            else:
+                package = literal(node.args[1] if len(node.args) > 1 else kw.get("package"))
+                level = len(name) - len(name.lstrip("."))
+                if level:
+                    if not isinstance(package, str):
+                        raise LookupError
+                    pkg_parts = package.split(".")
+                    if level - 1 > len(pkg_parts):
+                        raise LookupError
+                    parts = pkg_parts[: len(pkg_parts) - (level - 1)] + [p for p in name[level:].split(".") if p]
+                    self._resolve(info, parts, None, [PurePosixPath(".")])
+                else:
+                    self._import(info, name, 0, None, where)
+        except LookupError:
+            kind = "__import__" if dunder else "import_module"
+            info.opaque.append(f"{where}: {kind}() with a name that is not a literal")
+
+    def closure(self, roots: Iterable[str]) -> tuple[set[str], list[str]]:
+        seen: set[str] = set()
+        reasons: list[str] = []
+        todo = [r for r in roots if r in self.files]
+        while todo:
+            rel = todo.pop()
+            if rel in seen:
+                continue
+            seen.add(rel)
+            info = self.analyze(rel)
+            reasons.extend(info.opaque)
+            todo.extend(sorted(info.edges - seen))
+        return seen, sorted(set(reasons))
+
+    def roots_of(self, config: Mapping[str, Any]) -> set[str]:
+        roots: set[str] = set()
+        modules = [config.get("module_path")]
+        for fn in config.get("functions") or ():
+            if isinstance(fn, Mapping):
+                modules.append(fn.get("module"))
+        for module in modules:
+            if isinstance(module, str) and module:
+                roots |= self._candidates(PurePosixPath("."), module.split("."))
+        file_path = config.get("file_path")
+        if isinstance(file_path, str) and file_path:
+            rel = PurePosixPath(file_path.replace(os.sep, "/")).as_posix()
+            if rel in self.shipped and rel.endswith(".py"):
+                if rel not in self.files:  # shipped .py outside a module path
+                    self.files[rel] = _FileInfo(rel, None, False)
+                    self._analyzed.add(rel)
+                    self.files[rel].opaque.append(f"{rel}: not importable by a module name")
+                roots.add(rel)
+        return roots
+
+
+# --------------------------------------------------------------------------
+# scopes
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """The files one resource's fingerprint covers.
+
+    ``files`` are POSIX paths relative to the project, sorted. ``whole_project``
+    is True when the scope is every shipped file, ``reason`` says why (or, for a
+    narrowed scope, what it consists of). ``excluded`` lists the shipped files
+    left out (modules only other resources reach)."""
+
+    files: tuple[str, ...]
+    whole_project: bool
+    reason: str
+    excluded: tuple[str, ...]
+
+
+def _rel_of(project_dir: Path, f: str | os.PathLike[str]) -> str:
+    p = Path(f)
+    try:
+        rel = p.relative_to(project_dir)
+    except ValueError:
+        rel = Path(os.path.relpath(os.path.abspath(p), os.path.abspath(project_dir)))
+    return rel.as_posix()
+
+
+def _fingerprinted(config: Any) -> bool:
+    return isinstance(config, Mapping) and not config.get("client_mode")
+
+
+def analyze_scopes(
+    project_dir: str | os.PathLike[str],
+    files: Iterable[str | os.PathLike[str]],
+    manifest: Mapping[str, Any],
+) -> dict[str, Scope]:
+    """The :class:`Scope` of every resource of ``manifest`` that flash gives a
+    source fingerprint (client-mode resources have none). ``files`` is the
+    shipped file list flash fingerprints (``get_file_tree``)."""
+    root = Path(project_dir)
+    rels = sorted({_rel_of(root, f) for f in files})
+    graph = _Graph(root, rels)
+    resources = manifest.get("resources")
+    resources = resources if isinstance(resources, Mapping) else {}
+
+    reach: dict[str, set[str]] = {}
+    problems: dict[str, str] = {}
+    for name, config in resources.items():
+        if not _fingerprinted(config):
+            continue
+        roots = graph.roots_of(config)
+        if not roots:
+            problems[name] = "its module is not among the shipped files"
+            reach[name] = set()
+            continue
+        closure, reasons = graph.closure(roots)
+        reach[name] = closure
+        if reasons:
+            more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+            problems[name] = reasons[0] + more
+
+    reached_by: dict[str, set[str]] = {}
+    for name, closure in reach.items():
+        for rel in closure:
+            reached_by.setdefault(rel, set()).add(name)
+
+    scopes: dict[str, Scope] = {}
+    for name in reach:
+        if name in problems:
+            scopes[name] = Scope(tuple(rels), True, problems[name], ())
+            continue
+        excluded = tuple(
+            rel for rel in rels if rel in reached_by and name not in reached_by[rel]
+        )
+        if not excluded:
+            reason = "every shipped module is reachable from it"
+            scopes[name] = Scope(tuple(rels), True, reason, ())
+            continue
+        excluded_set = set(excluded)
+        in_scope = tuple(rel for rel in rels if rel not in excluded_set)
+        reason = (
+            f"{len(reach[name])} module(s) it imports + {len(in_scope) - len(reach[name])} "
+            "other shipped file(s); leaves out modules only other endpoints import"
+        )
+        scopes[name] = Scope(in_scope, False, reason, excluded)
+    return scopes
+
+
+def scoped_fingerprints(
+    project_dir: str | os.PathLike[str],
+    files: Iterable[str | os.PathLike[str]],
+    manifest: Mapping[str, Any],
+    *,
+    source_fingerprint: str | None = None,
+) -> dict[str, tuple[str, Scope]]:
+    """``{resource: (scoped fingerprint, scope)}``. A whole-project scope gets
+    ``source_fingerprint`` (flash's global fingerprint; computed when not
+    given), any other scope flash's fingerprint over its files."""
+    root = Path(project_dir)
+    files = list(files)
+    by_rel = {_rel_of(root, f): f for f in files}
+    scopes = analyze_scopes(root, files, manifest)
+    out: dict[str, tuple[str, Scope]] = {}
+    for name, scope in scopes.items():
+        if scope.whole_project:
+            if source_fingerprint is None:
+                source_fingerprint = compute_source_fingerprint(root, files)
+            out[name] = (source_fingerprint, scope)
+        else:
+            out[name] = (compute_source_fingerprint(root, [by_rel[r] for r in scope.files]), scope)
+    return out
+
+
+def apply_scoped_fingerprints(
+    project_dir: str | os.PathLike[str],
+    files: Iterable[str | os.PathLike[str]],
+    manifest: dict[str, Any],
+    *,
+    enabled: bool | None = None,
+) -> bool:
+    """Turn a manifest ``flash build`` just built into a scoped one.
+
+    Where to call it: in flash's ``run_build``
+    (``runpod_flash.cli.commands.build``), after
+    ``manifest["source_fingerprint"] = compute_source_fingerprint(project_dir,
+    files)`` and before the manifest is written to ``build_dir /
+    "flash_manifest.json"``, with the same ``project_dir``, ``files`` and
+    ``manifest``. No deploy-side hook is needed: flash's
+    ``reconcile_and_provision_resources`` skips its injection when
+    ``source_fingerprint`` is null and compares the per-resource values.
+    (:func:`fingerprint_for_build` is the same step for a patch that can only
+    replace the ``compute_source_fingerprint`` call.)
+
+    ``enabled=None`` asks :func:`scoped_rolls_enabled`. When scoping is off the
+    manifest is not touched and False is returned. When on: every fingerprinted
+    resource's ``env`` (created if needed) gets its scoped
+    ``_FLASH_SOURCE_FINGERPRINT``, the global fingerprint moves to
+    ``manifest["scoped_source_fingerprints"]["source_fingerprint"]``,
+    ``manifest["source_fingerprint"]`` becomes None; returns True. Everything is
+    computed before the first write: on an exception the manifest is
+    unchanged. ``TypeError`` for a resource whose ``env`` is neither a dict nor
+    None.
+    """
+    root = Path(project_dir)
+    if enabled is None:
+        enabled = scoped_rolls_enabled(root)
+    if not enabled:
+        return False
+    files = list(files)
+    recorded = manifest.get("source_fingerprint")
+    if isinstance(manifest.get(MANIFEST_KEY), Mapping):
+        recorded = manifest[MANIFEST_KEY].get("source_fingerprint")
+    global_fp = recorded if isinstance(recorded, str) and recorded else compute_source_fingerprint(root, files)
+    result = scoped_fingerprints(root, files, manifest, source_fingerprint=global_fp)
+    resources = manifest.get("resources") or {}
+    for name in result:
+        env = resources[name].get("env")
+        if env is not None and not isinstance(env, dict):
+            raise TypeError(f"resource {name!r}: env must be a dict, not {type(env).__name__}")
+    record = {
+        "version": FORMAT_VERSION,
+        "source_fingerprint": global_fp,
+        "resources": {
+            name: {
+                "fingerprint": fp,
+                "whole_project": scope.whole_project,
+                "reason": scope.reason,
+                "excluded": list(scope.excluded),
+            }
+            for name, (fp, scope) in sorted(result.items())
+        },
+    }
+    for name, (fp, _) in result.items():
+        config = resources[name]
+        if config.get("env") is None:
+            config["env"] = {}
+        config["env"][FP_KEY] = fp
+    manifest["source_fingerprint"] = None
+    manifest[MANIFEST_KEY] = record
+    return True
+
+
+def fingerprint_for_build(
+    project_dir: str | os.PathLike[str],
+    files: Iterable[str | os.PathLike[str]],
+    manifest: dict[str, Any],
+    *,
+    enabled: bool | None = None,
+) -> str | None:
+    """The value flash's ``run_build`` should store in
+    ``manifest["source_fingerprint"]``, for a patch of its
+    ``compute_source_fingerprint(project_dir, files)`` call that knows the
+    ``manifest`` ``ManifestBuilder.build()`` just returned: flash's global
+    fingerprint when scoping is off (manifest untouched), else None after
+    :func:`apply_scoped_fingerprints` made ``manifest`` scoped."""
+    files = list(files)
+    global_fp = compute_source_fingerprint(project_dir, files)
+    manifest["source_fingerprint"] = global_fp
+    try:
+        scoped = apply_scoped_fingerprints(project_dir, files, manifest, enabled=enabled)
+    except BaseException:
+        manifest.pop("source_fingerprint", None)
+        raise
+    return None if scoped else global_fp
+
+
+# --------------------------------------------------------------------------
+# reading manifests back (status, plan)
+
+
+def is_scoped_manifest(manifest: Mapping[str, Any]) -> bool:
+    """True for a manifest :func:`apply_scoped_fingerprints` produced."""
+    record = manifest.get(MANIFEST_KEY)
+    return isinstance(record, Mapping) and isinstance(record.get("resources"), Mapping)
+
+
+def recorded_source_fingerprint(manifest: Mapping[str, Any]) -> Any:
+    """flash's global fingerprint of the build that wrote ``manifest``
+    (``source_fingerprint``, or the scoping record's copy of it)."""
+    if is_scoped_manifest(manifest):
+        return manifest[MANIFEST_KEY].get("source_fingerprint")
+    return manifest.get("source_fingerprint")
+
+
+def _rolls_by_flash_rule(names: Iterable[str], old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Resources flash's deploy comparison updates when the deployed build had
+    ``old`` fingerprints and the local build has ``new`` ones (name -> value;
+    every resource deployed with an endpoint, configs otherwise equal)."""
+    from . import deployment
+
+    names = sorted(names)
+    local = {"resources": {n: {"env": {FP_KEY: new[n]}} for n in names}}
+    state = {
+        "resources": {n: {"env": {FP_KEY: old[n]}} for n in names},
+        "resources_endpoints": {n: f"https://{n}" for n in names},
+    }
+    return list(deployment.plan_reconciliation(local, state).update)
+
+
+def status_report(
+    project_dir: str | os.PathLike[str],
+    files: Sequence[str | os.PathLike[str]],
+    manifest: Mapping[str, Any],
+    *,
+    current_fingerprint: str | None = None,
+    changed_files: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """The per-endpoint advisory ``runpod-flash-native status`` prints.
+
+    ``manifest`` is the last build's, ``files`` the project's shipped files
+    now, ``changed_files`` the relative paths that changed since that build
+    (from a source index; None when unknown). Returns::
+
+        {"mode": "scoped" | "global",
+         "flash_rolls": [...],   # flash's rule: the global fingerprint changed
+         "scoped_rolls": [...],  # the endpoint's scoped fingerprint changed
+         "rolls": [...],         # what the next deploy rolls in the built mode
+         "endpoints": {name: {"flash_rolls": bool, "own_code_changed": bool,
+                               "whole_project": bool, "reason": str,
+                               "changed_files": [...] | None}}}
+
+    A scoped manifest records each endpoint's scoped fingerprint, so
+    ``own_code_changed`` compares them. A global manifest does not: then an
+    unchanged global fingerprint means nothing changed, and otherwise the
+    endpoint's current scope is matched against ``changed_files`` (True,
+    i.e. assume the worst, when they are unknown).
+    """
+    root = Path(project_dir)
+    files = list(files)
+    if current_fingerprint is None:
+        current_fingerprint = compute_source_fingerprint(root, files)
+    recorded_global = recorded_source_fingerprint(manifest)
+    scoped_mode = is_scoped_manifest(manifest)
+    resources = manifest.get("resources")
+    resources = resources if isinstance(resources, Mapping) else {}
+    names = sorted(n for n, c in resources.items() if _fingerprinted(c))
+    current = scoped_fingerprints(root, files, manifest, source_fingerprint=current_fingerprint)
+    changed = None if changed_files is None else set(changed_files)
+
+    flash_rolls = _rolls_by_flash_rule(
+        names, {n: recorded_global for n in names}, {n: current_fingerprint for n in names}
+    )
+    record = manifest[MANIFEST_KEY]["resources"] if scoped_mode else {}
+    endpoints: dict[str, Any] = {}
+    recorded_scoped: dict[str, Any] = {}
+    for name in names:
+        fp, scope = current[name]
+        entry = record.get(name) if isinstance(record, Mapping) else None
+        if scoped_mode:
+            recorded_scoped[name] = entry.get("fingerprint") if isinstance(entry, Mapping) else None
+            old_excluded = set(entry.get("excluded") or ()) if isinstance(entry, Mapping) else set()
+        else:
+            # Without a record the scoped fingerprint of the last build is
+            # unknown; an unchanged tree means an unchanged scope.
+            recorded_scoped[name] = fp if recorded_global == current_fingerprint else None
+            old_excluded = set(scope.excluded)
+        in_scope_changes = None
+        if changed is not None:
+            left_out = old_excluded & set(scope.excluded)
+            in_scope_changes = sorted(c for c in changed if c not in left_out)
+        endpoints[name] = {
+            "flash_rolls": name in flash_rolls,
+            "whole_project": scope.whole_project,
+            "reason": scope.reason,
+            "changed_files": in_scope_changes,
+        }
+    known = {n: v for n, v in recorded_scoped.items() if v is not None}
+    scoped_rolls = set(_rolls_by_flash_rule(known, known, {n: current[n][0] for n in known}))
+    for name in names:
+        if name in known:
+            own = name in scoped_rolls
+        elif endpoints[name]["changed_files"] is not None:
+            own = bool(endpoints[name]["changed_files"])
+        else:
+            own = True  # unknown: assume the worst
+        endpoints[name]["own_code_changed"] = own
+        if own:
+            scoped_rolls.add(name)
+    scoped_list = sorted(scoped_rolls)
+    return {
+        "mode": "scoped" if scoped_mode else "global",
+        "flash_rolls": flash_rolls,
+        "scoped_rolls": scoped_list,
+        "rolls": scoped_list if scoped_mode else flash_rolls,
+        "endpoints": endpoints,
+    }
+
+
+def format_status(report: Mapping[str, Any]) -> list[str]:
+    """Text lines for :func:`status_report`'s result."""
+    lines = [f"  mode: {report['mode']} fingerprints"
+             + (" (each endpoint rolls when its own scope changed)" if report["mode"] == "scoped" else "")]
+    for name, ep in report["endpoints"].items():
+        own = ep["own_code_changed"]
+        flag = "yes" if ep["flash_rolls"] else "no"
+        lines.append(f"  endpoint {name}: flash rolls it: {flag}; own code changed: {'yes' if own else 'no'}")
+        for rel in (ep["changed_files"] or ())[:20]:
+            lines.append(f"      in scope: {rel}")
+        if ep["changed_files"] and len(ep["changed_files"]) > 20:
+            lines.append(f"      ... and {len(ep['changed_files']) - 20} more (--json lists all)")
+    n_flash = len(report["flash_rolls"])
+    if n_flash and not report["scoped_rolls"]:
+        lines.append(f"  flash rolls {n_flash} endpoint(s), none of their code changed")
+    return lines
+
+
+def plan_notes(local_manifest: Mapping[str, Any], state_manifest: Mapping[str, Any]) -> dict[str, str]:
+    """For a scoped local manifest: ``{resource: why it keeps its
+    fingerprint}`` for every resource whose scoped fingerprint equals the
+    deployed one; ``{}`` for a global manifest."""
+    if not is_scoped_manifest(local_manifest):
+        return {}
+    record = local_manifest[MANIFEST_KEY]["resources"]
+    state_resources = state_manifest.get("resources")
+    state_resources = state_resources if isinstance(state_resources, Mapping) else {}
+    notes: dict[str, str] = {}
+    for name, entry in sorted(record.items()):
+        if not isinstance(entry, Mapping):
+            continue
+        state = state_resources.get(name)
+        env = state.get("env") if isinstance(state, Mapping) else None
+        deployed = env.get(FP_KEY) if isinstance(env, Mapping) else None
+        if deployed is None or deployed != entry.get("fingerprint"):
+            continue
+        excluded = list(entry.get("excluded") or ())
+        if entry.get("whole_project"):
+            why = "no shipped file changed (scope: whole project: " + str(entry.get("reason")) + ")"
+        else:
+            shown = ", ".join(excluded[:5]) + (f", ... {len(excluded) - 5} more" if len(excluded) > 5 else "")
+            why = f"no file in its scope changed (scope leaves out {shown})"
+        notes[name] = why
+    return notes
+
