@@ -227,7 +227,7 @@ class _Graph:
     def _relative_parts(self, info: _FileInfo, level: int, module: str | None) -> list[str] | None:
         assert info.module is not None
         package = list(info.module) if info.is_package else list(info.module[:-1])
-        if level - 1 > len(package):
+        if level > len(package):
             return None
         base = package[: len(package) - (level - 1)]
         return base + (module.split(".") if module else [])
@@ -341,7 +341,7 @@ class _Graph:
                     if not isinstance(package, str):
                         raise LookupError
                     pkg_parts = package.split(".")
-                    if level - 1 > len(pkg_parts):
+                    if level > len(pkg_parts):
                         raise LookupError
                     parts = pkg_parts[: len(pkg_parts) - (level - 1)] + [p for p in name[level:].split(".") if p]
                     self._resolve(info, parts, None, [PurePosixPath(".")])
