@@ -355,8 +355,10 @@ def projects(draw):
 
     def import_line(importer, target):
         counter[0] += 1
-        style = draw(st.sampled_from(sorted(IMPORT_STYLES)))
         parent, _, leaf = target.rpartition(".")
+        style = draw(st.sampled_from(sorted(IMPORT_STYLES)))
+        if parent and importer_pkg(importer) == parent and draw(st.booleans()):
+            style = "relative"  # same package: make relative imports common
         if style == "relative":
             if importer_pkg(importer) != parent or not parent:
                 style = "import"
