@@ -450,3 +450,170 @@ def test_no_missed_roll(project):
             assert (after[name][0] != before[name][0]) == (target in before[name][1].files), (name, target)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# end to end: a real `flash build`, flash's real deploy reconciliation
+
+E2E_APP = {
+    "a_worker.py": textwrap.dedent('''\
+        from runpod_flash import Endpoint
+        from common.helpers import shout
+
+
+        @Endpoint(name="a_worker", cpu="cpu3c-1-2")
+        async def a_task(data: dict) -> dict:
+            return {"a": shout(data)}
+        '''),
+    "b_worker.py": textwrap.dedent('''\
+        from runpod_flash import Endpoint
+        from common.helpers import shout
+
+
+        @Endpoint(name="b_worker", cpu="cpu3c-1-2")
+        async def b_task(data: dict) -> dict:
+            return {"b": shout(data)}
+        '''),
+    "common/__init__.py": "",
+    "common/helpers.py": textwrap.dedent('''\
+        import json
+        import pathlib
+
+        SETTINGS = json.loads((pathlib.Path(__file__).parent.parent / "settings.json").read_text())
+
+
+        def shout(data):
+            return str(data).upper() + SETTINGS["suffix"]
+        '''),
+    "settings.json": '{"suffix": "!"}\n',
+    "README.md": "# two workers\n",
+}
+
+# How flash-native wires scoping into `flash build` (the lead's _patch does the
+# same): remember the manifest ManifestBuilder.build() returns, and let the
+# compute_source_fingerprint call right after it make that manifest scoped.
+WIRED_BUILD = """\
+import sys
+from runpod_flash_native import patch_flash, scope
+assert patch_flash()
+import runpod_flash.cli.commands.build as b
+built = []
+class Capturing(b.ManifestBuilder):
+    def build(self):
+        built.append(super().build())
+        return built[-1]
+b.ManifestBuilder = Capturing
+native = b.compute_source_fingerprint
+def compute_source_fingerprint(project_dir, files):
+    if not built:
+        return native(project_dir, files)
+    return scope.fingerprint_for_build(project_dir, files, built.pop())
+b.compute_source_fingerprint = compute_source_fingerprint
+from runpod_flash.cli.main import app
+try:
+    app(args=["build"], prog_name="flash-native")
+except SystemExit as e:
+    sys.exit(e.code)
+"""
+
+
+def _flash_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != scope.ENV_SWITCH}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
+    env["FLASH_NO_UPDATE_CHECK"] = "1"
+    env["RUNPOD_FLASH_SILENCE_DEPRECATION"] = "1"
+    env.update(extra)
+    return env
+
+
+def flash_build(root: Path, *, wired: bool, scoped: bool = False) -> str:
+    argv = [sys.executable, "-c", WIRED_BUILD] if wired else [sys.executable, "-m", "runpod_flash.cli.main", "build"]
+    env = _flash_env(HOME=str(root.parent), XDG_CONFIG_HOME=str(root.parent / "cfg"))
+    if scoped:
+        env[scope.ENV_SWITCH] = "1"
+    proc = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    return (root / ".flash" / "flash_manifest.json").read_text()
+
+
+def flash_deploy(root: Path, local: dict, state: dict | None) -> tuple[list[str], dict]:
+    """flash's real reconcile_and_provision_resources, provisioning mocked as
+    tests/test_deployment.py does (here every deployed resource gets an
+    endpoint). Returns the names flash provisioned or updated, and the
+    manifest it pushed to the State Manager."""
+    import runpod_flash.cli.utils.deployment as flash_deployment
+
+    local = copy.deepcopy(local)
+    app = AsyncMock()
+    app.name = "app"
+    if state is None:
+        app.get_build_manifest = AsyncMock(side_effect=RuntimeError("no state yet"))
+    else:
+        app.get_build_manifest = AsyncMock(return_value=copy.deepcopy(state))
+    app.update_build_manifest = AsyncMock()
+    rolled = []
+
+    def create(name, config, **kwargs):
+        rolled.append(name)
+        return SimpleNamespace(name=name)
+
+    async def deploy(resource):
+        return SimpleNamespace(endpoint_id=f"id-{resource.name}", endpoint_url=f"https://{resource.name}.example")
+
+    manager = MagicMock()
+    manager.get_or_deploy_resource = AsyncMock(side_effect=deploy)
+    with (
+        patch("runpod_flash.cli.utils.deployment.ResourceManager", return_value=manager),
+        patch("runpod_flash.cli.utils.deployment.create_resource_from_manifest", side_effect=create),
+        patch("runpod_flash.core.credentials.get_api_key", return_value="test-key"),
+        patch("pathlib.Path.cwd", return_value=root),
+    ):
+        asyncio.run(flash_deployment.reconcile_and_provision_resources(app, "build-1", "dev", local))
+    pushed = app.update_build_manifest.call_args[0][1]
+    return sorted(rolled), json.loads(json.dumps(pushed))
+
+
+def _without_timestamp(text: str) -> str:
+    import re
+
+    return re.sub(r'"generated_at": "[^"]*"', '"generated_at": "-"', text)
+
+
+def test_e2e_scoped_build_and_deploy(tmp_path):
+    root = tmp_path / "app"
+    write_tree(root, E2E_APP)
+
+    # switch off: flash's manifest byte for byte
+    plain = flash_build(root, wired=False)
+    off = flash_build(root, wired=True)
+    assert _without_timestamp(off) == _without_timestamp(plain)
+    rolled, state = flash_deploy(root, json.loads(off), None)
+    assert rolled == ["a_worker", "b_worker"]
+
+    # switching it on rolls every endpoint once (global -> scoped values)
+    on = json.loads(flash_build(root, wired=True, scoped=True))
+    assert on["source_fingerprint"] is None
+    record = on[scope.MANIFEST_KEY]
+    assert record["source_fingerprint"] == json.loads(plain)["source_fingerprint"]
+    assert record["resources"]["a_worker"]["excluded"] == ["b_worker.py"]
+    assert record["resources"]["b_worker"]["excluded"] == ["a_worker.py"]
+    rolled, state = flash_deploy(root, on, state)
+    assert rolled == ["a_worker", "b_worker"]
+
+    # the same manifest again: nothing rolls
+    rolled, state = flash_deploy(root, on, state)
+    assert rolled == []
+
+    def edit_and_deploy(rel, text):
+        nonlocal state
+        path = root / rel
+        path.write_text(path.read_text() + text)
+        rolled, state = flash_deploy(root, json.loads(flash_build(root, wired=True, scoped=True)), state)
+        return rolled
+
+    assert edit_and_deploy("a_worker.py", "# a's own change\n") == ["a_worker"]
+    assert edit_and_deploy("common/helpers.py", "# shared\n") == ["a_worker", "b_worker"]
+    assert edit_and_deploy("settings.json", "\n") == ["a_worker", "b_worker"]
+    # the deployed endpoints carry the scoped values
+    for name, entry in state[scope.MANIFEST_KEY]["resources"].items():
+        assert state["resources"][name]["env"][FP] == entry["fingerprint"]
