@@ -397,12 +397,17 @@ class Scope:
     ``files`` are POSIX paths relative to the project, sorted. ``whole_project``
     is True when the scope is every shipped file, ``reason`` says why (or, for a
     narrowed scope, what it consists of). ``excluded`` lists the shipped files
-    left out (modules only other resources reach)."""
+    left out (modules only other resources reach). ``modules`` is the
+    resource's own code: the modules it reaches."""
 
     files: tuple[str, ...]
     whole_project: bool
     reason: str
     excluded: tuple[str, ...]
+    #: the project modules its code reaches (its import closure); with
+    #: ``opaque`` set, only the part the analysis could follow
+    modules: tuple[str, ...] = ()
+    opaque: bool = False
 
 
 def _rel_of(project_dir: Path, f: str | os.PathLike[str]) -> str:
@@ -456,14 +461,14 @@ def analyze_scopes(
     scopes: dict[str, Scope] = {}
     for name in reach:
         if name in problems:
-            scopes[name] = Scope(tuple(rels), True, problems[name], ())
+            scopes[name] = Scope(tuple(rels), True, problems[name], (), tuple(sorted(reach[name])), True)
             continue
         excluded = tuple(
             rel for rel in rels if rel in reached_by and name not in reached_by[rel]
         )
         if not excluded:
             reason = "every shipped module is reachable from it"
-            scopes[name] = Scope(tuple(rels), True, reason, ())
+            scopes[name] = Scope(tuple(rels), True, reason, (), tuple(sorted(reach[name])))
             continue
         excluded_set = set(excluded)
         in_scope = tuple(rel for rel in rels if rel not in excluded_set)
@@ -471,7 +476,7 @@ def analyze_scopes(
             f"{len(reach[name])} module(s) it imports + {len(in_scope) - len(reach[name])} "
             "other shipped file(s); leaves out modules only other endpoints import"
         )
-        scopes[name] = Scope(in_scope, False, reason, excluded)
+        scopes[name] = Scope(in_scope, False, reason, excluded, tuple(sorted(reach[name])))
     return scopes
 
 
@@ -644,15 +649,21 @@ def status_report(
          "flash_rolls": [...],   # flash's rule: the global fingerprint changed
          "scoped_rolls": [...],  # the endpoint's scoped fingerprint changed
          "rolls": [...],         # what the next deploy rolls in the built mode
-         "endpoints": {name: {"flash_rolls": bool, "own_code_changed": bool,
+         "endpoints": {name: {"flash_rolls": bool,
+                               "scope_changed": bool,      # its scoped fingerprint changed
+                               "own_code_changed": bool,   # a module it reaches changed
                                "whole_project": bool, "reason": str,
-                               "changed_files": [...] | None}}}
+                               "changed_files": [...] | None}}}  # changes in its scope
 
     A scoped manifest records each endpoint's scoped fingerprint, so
-    ``own_code_changed`` compares them. A global manifest does not: then an
+    ``scope_changed`` compares them. A global manifest does not: then an
     unchanged global fingerprint means nothing changed, and otherwise the
     endpoint's current scope is matched against ``changed_files`` (True,
-    i.e. assume the worst, when they are unknown).
+    i.e. assume the worst, when they are unknown). ``own_code_changed`` is
+    True when a changed file is one of the modules the endpoint reaches; it
+    equals ``scope_changed`` when the changes or its code are not fully
+    known. A data file or README in every scope changes the scope, not the
+    code.
     """
     root = Path(project_dir)
     files = list(files)
@@ -663,48 +674,54 @@ def status_report(
     resources = manifest.get("resources")
     resources = resources if isinstance(resources, Mapping) else {}
     names = sorted(n for n, c in resources.items() if _fingerprinted(c))
-    current = scoped_fingerprints(root, files, manifest, source_fingerprint=current_fingerprint)
-    changed = None if changed_files is None else set(changed_files)
+    unchanged = recorded_global == current_fingerprint
+    changed = set() if unchanged else None if changed_files is None else set(changed_files)
+    if scoped_mode and not unchanged:
+        current = scoped_fingerprints(root, files, manifest, source_fingerprint=current_fingerprint)
+    else:  # fingerprints are only compared in scoped mode, after a change
+        current = {n: (None, sc) for n, sc in analyze_scopes(root, files, manifest).items()}
+    record = manifest[MANIFEST_KEY]["resources"] if scoped_mode else {}
+    record = record if isinstance(record, Mapping) else {}
 
     flash_rolls = _rolls_by_flash_rule(
         names, {n: recorded_global for n in names}, {n: current_fingerprint for n in names}
     )
-    record = manifest[MANIFEST_KEY]["resources"] if scoped_mode else {}
     endpoints: dict[str, Any] = {}
-    recorded_scoped: dict[str, Any] = {}
+    scoped_rolls: set[str] = set()
     for name in names:
-        fp, scope = current[name]
-        entry = record.get(name) if isinstance(record, Mapping) else None
+        _, sc = current[name]
+        entry = record.get(name)
+        entry = entry if isinstance(entry, Mapping) else None
+        # a changed file is outside the scope only when both the last build's
+        # scope and the current one leave it out
+        left_out = set(sc.excluded)
         if scoped_mode:
-            recorded_scoped[name] = entry.get("fingerprint") if isinstance(entry, Mapping) else None
-            old_excluded = set(entry.get("excluded") or ()) if isinstance(entry, Mapping) else set()
+            left_out &= set(entry.get("excluded") or ()) if entry is not None else set()
+        in_scope = None if changed is None else sorted(c for c in changed if c not in left_out)
+        if unchanged:
+            scope_changed = False
+        elif scoped_mode and entry is not None and isinstance(entry.get("fingerprint"), str):
+            scope_changed = bool(
+                _rolls_by_flash_rule([name], {name: entry["fingerprint"]}, {name: current[name][0]})
+            )
+        elif in_scope is not None:
+            scope_changed = bool(in_scope)
         else:
-            # Without a record the scoped fingerprint of the last build is
-            # unknown; an unchanged tree means an unchanged scope.
-            recorded_scoped[name] = fp if recorded_global == current_fingerprint else None
-            old_excluded = set(scope.excluded)
-        in_scope_changes = None
-        if changed is not None:
-            left_out = old_excluded & set(scope.excluded)
-            in_scope_changes = sorted(c for c in changed if c not in left_out)
+            scope_changed = True  # unknown: assume the worst
+        if scope_changed:
+            scoped_rolls.add(name)
+        if sc.opaque or in_scope is None:
+            own = scope_changed  # its code is not fully known, or the changes are not
+        else:
+            own = bool(set(in_scope) & set(sc.modules))
         endpoints[name] = {
             "flash_rolls": name in flash_rolls,
-            "whole_project": scope.whole_project,
-            "reason": scope.reason,
-            "changed_files": in_scope_changes,
+            "scope_changed": scope_changed,
+            "own_code_changed": own,
+            "whole_project": sc.whole_project,
+            "reason": sc.reason,
+            "changed_files": in_scope,
         }
-    known = {n: v for n, v in recorded_scoped.items() if v is not None}
-    scoped_rolls = set(_rolls_by_flash_rule(known, known, {n: current[n][0] for n in known}))
-    for name in names:
-        if name in known:
-            own = name in scoped_rolls
-        elif endpoints[name]["changed_files"] is not None:
-            own = bool(endpoints[name]["changed_files"])
-        else:
-            own = True  # unknown: assume the worst
-        endpoints[name]["own_code_changed"] = own
-        if own:
-            scoped_rolls.add(name)
     scoped_list = sorted(scoped_rolls)
     return {
         "mode": "scoped" if scoped_mode else "global",
@@ -717,19 +734,32 @@ def status_report(
 
 def format_status(report: Mapping[str, Any]) -> list[str]:
     """Text lines for :func:`status_report`'s result."""
-    lines = [f"  mode: {report['mode']} fingerprints"
-             + (" (each endpoint rolls when its own scope changed)" if report["mode"] == "scoped" else "")]
+    scoped = report["mode"] == "scoped"
+    lines = [
+        "  fingerprints: "
+        + ("scoped (an endpoint rolls when a file in its scope changed)" if scoped
+           else "flash's (one for the whole project; every endpoint rolls on any change)")
+    ]
+    yes = {True: "yes", False: "no"}
     for name, ep in report["endpoints"].items():
-        own = ep["own_code_changed"]
-        flag = "yes" if ep["flash_rolls"] else "no"
-        lines.append(f"  endpoint {name}: flash rolls it: {flag}; own code changed: {'yes' if own else 'no'}")
-        for rel in (ep["changed_files"] or ())[:20]:
-            lines.append(f"      in scope: {rel}")
-        if ep["changed_files"] and len(ep["changed_files"]) > 20:
-            lines.append(f"      ... and {len(ep['changed_files']) - 20} more (--json lists all)")
-    n_flash = len(report["flash_rolls"])
-    if n_flash and not report["scoped_rolls"]:
-        lines.append(f"  flash rolls {n_flash} endpoint(s), none of their code changed")
+        lines.append(
+            f"  {name}: flash rolls it: {yes[ep['flash_rolls']]}; own code changed: "
+            f"{yes[ep['own_code_changed']]}; scope changed: {yes[ep['scope_changed']]}"
+            + ("  (scope: whole project: " + ep["reason"] + ")" if ep["whole_project"] and ep["scope_changed"] else "")
+        )
+        changed = ep["changed_files"] or ()
+        for rel in changed[:20]:
+            lines.append(f"      changed in its scope: {rel}")
+        if len(changed) > 20:
+            lines.append(f"      ... and {len(changed) - 20} more (--json lists all)")
+    flash_rolls = report["flash_rolls"]
+    own = [n for n, ep in report["endpoints"].items() if ep["own_code_changed"]]
+    if flash_rolls and not own:
+        lines.append(f"  flash rolls {len(flash_rolls)} endpoint(s), none of their code changed")
+    if scoped:
+        kept = sorted(set(report["endpoints"]) - set(report["scoped_rolls"]))
+        if flash_rolls and kept:
+            lines.append(f"  scoped: {', '.join(kept)} keep(s) its fingerprint")
     return lines
 
 

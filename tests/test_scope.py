@@ -617,3 +617,98 @@ def test_e2e_scoped_build_and_deploy(tmp_path):
     # the deployed endpoints carry the scoped values
     for name, entry in state[scope.MANIFEST_KEY]["resources"].items():
         assert state["resources"][name]["env"][FP] == entry["fingerprint"]
+
+
+# ---------------------------------------------------------------------------
+# runpod-flash-native status / plan
+
+
+def cli(capsys, *args) -> tuple[int, str]:
+    from runpod_flash_native import cli as cli_module
+
+    capsys.readouterr()
+    code = cli_module.main([str(a) for a in args])
+    return code, capsys.readouterr().out
+
+
+def status_project(root: Path, *, scoped: bool) -> dict:
+    files, manifest = built(root)
+    if scoped:
+        assert scope.apply_scoped_fingerprints(root, files, manifest, enabled=True)
+    (root / ".flash").mkdir(exist_ok=True)
+    (root / ".flash" / "flash_manifest.json").write_text(json.dumps(manifest))
+    return manifest
+
+
+def edit(root: Path, rel: str) -> None:
+    with open(root / rel, "a") as fh:
+        fh.write("# edited\n")
+
+
+def test_status_global_manifest_tells_code_from_other_changes(tmp_path, capsys):
+    status_project(tmp_path, scoped=False)
+    assert cli(capsys, "fingerprint", "--index", tmp_path / ".flash/source_index.json", tmp_path)[0] == 0
+    edit(tmp_path, "README.md")
+    code, out = cli(capsys, "status", "--json", tmp_path)
+    report = json.loads(out)
+    assert code == 1 and report["fingerprint_mode"] == "global"
+    assert report["rolls"] == ["A", "B"] and report["scoped_rolls"] == ["A", "B"]  # README is in every scope
+    for name in "AB":
+        ep = report["endpoints"][name]
+        assert ep["flash_rolls"] and ep["scope_changed"] and not ep["own_code_changed"]
+        assert ep["changed_files"] == ["README.md"]
+    code, out = cli(capsys, "status", tmp_path)
+    assert "flash rolls 2 endpoint(s), none of their code changed" in out
+
+    edit(tmp_path, "only_a.py")  # imported by A only
+    report = json.loads(cli(capsys, "status", "--json", tmp_path)[1])
+    assert report["rolls"] == ["A", "B"]  # flash's rule: the manifest is flash's
+    a, b = report["endpoints"]["A"], report["endpoints"]["B"]
+    assert a["own_code_changed"] and a["changed_files"] == ["README.md", "only_a.py"]
+    assert not b["own_code_changed"] and b["changed_files"] == ["README.md"]
+
+
+def test_status_scoped_manifest_rolls_only_the_changed_scope(tmp_path, capsys):
+    status_project(tmp_path, scoped=True)
+    code, out = cli(capsys, "status", "--json", tmp_path)
+    assert code == 0 and json.loads(out)["rolls"] == []
+    edit(tmp_path, "only_b.py")
+    code, out = cli(capsys, "status", "--json", tmp_path)  # no index: scoped fingerprints decide
+    report = json.loads(out)
+    assert code == 1 and report["fingerprint_mode"] == "scoped"
+    assert report["recorded_fingerprint"] == json.loads(
+        (tmp_path / ".flash/flash_manifest.json").read_text())[scope.MANIFEST_KEY]["source_fingerprint"]
+    assert report["rolls"] == report["scoped_rolls"] == ["B"]
+    assert [n for n, ep in report["endpoints"].items() if ep["flash_rolls"]] == ["A", "B"]
+    code, out = cli(capsys, "status", tmp_path)
+    assert "the next deploy rolls 1 endpoint(s): B" in out and "A keep(s) its fingerprint" in out
+
+
+def test_plan_says_who_keeps_its_fingerprint(tmp_path, capsys):
+    deployed = status_project(tmp_path, scoped=True)
+    deployed["resources_endpoints"] = {"A": "https://a", "B": "https://b", "C": "https://c"}
+    edit(tmp_path, "only_a.py")
+    files, local = built_again(tmp_path)
+    (tmp_path / "local.json").write_text(json.dumps(local))
+    (tmp_path / "state.json").write_text(json.dumps(deployed))
+    code, out = cli(capsys, "plan", "--json", tmp_path / "local.json", tmp_path / "state.json")
+    data = json.loads(out)
+    assert code == 0 and data["update"] == ["A"] and data["reuse"] == ["B", "C"]
+    assert set(data["keeps_fingerprint"]) == {"B"}
+    assert "only_a.py" in data["keeps_fingerprint"]["B"]
+    code, out = cli(capsys, "plan", tmp_path / "local.json", tmp_path / "state.json")
+    assert "keeps fingerprint  B: no file in its scope changed" in out
+    # a global local manifest gets no such notes
+    (tmp_path / "state.json").write_text(json.dumps(built(tmp_path)[1]))
+    (tmp_path / "local.json").write_text(json.dumps(built(tmp_path)[1]))
+    assert "keeps_fingerprint" not in json.loads(
+        cli(capsys, "plan", "--json", tmp_path / "local.json", tmp_path / "state.json")[1])
+
+
+def built_again(root: Path) -> tuple[list, dict]:
+    files, global_fp = fingerprint_project_files(root)
+    manifest = {"version": "1.0", "resources": {"A": resource("a", env={"KEEP": "1"}), "B": resource("b"),
+                                                "C": {"client_mode": True, "imageName": "x"}},
+                "source_fingerprint": global_fp}
+    assert scope.apply_scoped_fingerprints(root, files, manifest, enabled=True)
+    return files, manifest
