@@ -92,11 +92,18 @@ _FALSE = {"0", "false", "no", "off", ""}
 _OPAQUE_MODULES = {
     "runpy", "pkgutil", "zipimport", "site", "importlib.util",
     "importlib.machinery", "importlib.resources", "importlib.abc",
+    "pickle", "_pickle", "cPickle", "cloudpickle", "dill", "joblib", "shelve", "marshal", "pkg_resources",
 }
 _DYNAMIC_EXEC = {"exec", "eval", "compile", "execfile"}
 _LISTING_ATTRS = {"listdir", "scandir", "rglob", "iterdir", "fwalk", "glob", "iglob"}
 _SYS_OPAQUE_ATTRS = {"path", "meta_path", "path_hooks", "path_importer_cache"}
 _SOURCE_SUFFIXES = (".py", ".pyw", ".pyc")
+_INDIRECT_NAMES = {"import_module", "__import__", "exec", "eval", "compile", "execfile"}
+# Deserialisers whose data names modules to import (pickle's find_class) are
+# in _OPAQUE_MODULES; these calls do the same through other libraries.
+_UNPICKLE_CALLS = {"read_pickle", "unsafe_load", "full_load", "load_all"}
+_UNPICKLE_LOADERS = {"torch"}  # torch.load without weights_only=True unpickles
+_SAFE_YAML = {"SafeLoader", "CSafeLoader", "BaseLoader", "CBaseLoader"}
 
 
 def scoped_rolls_enabled(
@@ -152,97 +159,105 @@ def scoped_rolls_enabled(
 @dataclasses.dataclass
 class _FileInfo:
     rel: str
-    module: tuple[str, ...] | None  # dotted name from the root, None: not importable
-    is_package: bool
     edges: set[str] = dataclasses.field(default_factory=set)
     opaque: list[str] = dataclasses.field(default_factory=list)  # reasons
 
 
-def _module_name(rel: str) -> tuple[tuple[str, ...] | None, bool]:
+def _name_parts(rel: str) -> list[str]:
+    """``a/b/c.py`` -> ``[a, b, c]``, ``a/b/__init__.py`` -> ``[a, b]``."""
     parts = rel[:-3].split("/")
-    is_package = parts[-1] == "__init__"
-    if is_package:
-        parts = parts[:-1]
-    if not parts or not all(p.isidentifier() for p in parts):
-        return None, is_package
-    return tuple(parts), is_package
+    return parts[:-1] if parts[-1] == "__init__" else parts
 
 
 class _Graph:
+    """Shipped ``.py`` files and who imports whom.
+
+    An absolute import is resolved against *every* directory of the project,
+    not only the root: flash's runtime puts the build root on ``sys.path``,
+    but an endpoint may extend it (``PYTHONPATH`` in its env, a ``src/``
+    layout, flash's own sibling-file loading), so ``import util`` matches every
+    shipped ``util.py`` or ``util/__init__.py``. Relative imports are resolved
+    by path from the importing file. Both over-approximate, never miss.
+    """
+
     def __init__(self, project_dir: Path, rels: Iterable[str]) -> None:
         self.root = project_dir
         self.shipped = set(rels)
         self.files: dict[str, _FileInfo] = {}
+        # dotted name under some base directory -> files that name can load
+        self.by_name: dict[tuple[str, ...], set[str]] = {}
+        # package name under some base -> its direct submodules (for ``*``)
+        self.children: dict[tuple[str, ...], set[str]] = {}
         for rel in sorted(self.shipped):
-            if rel.endswith(".py"):
-                module, is_package = _module_name(rel)
-                if module is not None:
-                    self.files[rel] = _FileInfo(rel, module, is_package)
+            if not rel.endswith(".py"):
+                continue
+            self.files[rel] = _FileInfo(rel)
+            parts = _name_parts(rel)
+            for j in range(len(parts) - 1, -1, -1):
+                if not parts[j].isidentifier():
+                    break
+                key = tuple(parts[j:])
+                self.by_name.setdefault(key, set()).add(rel)
+                if len(key) > 1:
+                    self.children.setdefault(key[:-1], set()).add(rel)
         self._analyzed: set[str] = set()
 
     # -- resolution
 
-    def _candidates(self, base: PurePosixPath, parts: Sequence[str]) -> set[str]:
-        """Files ``import a.b.c`` may execute when ``base`` is on sys.path:
-        every existing ``a/__init__.py``, ``a.py``, ``a/b/__init__.py``, ..."""
+    def _by_name(self, parts: Sequence[str]) -> set[str]:
+        """Files ``import a.b.c`` may execute from any base: every
+        ``a``, ``a.b``, ``a.b.c`` module or package ``__init__``."""
         out: set[str] = set()
         for k in range(1, len(parts) + 1):
-            stem = base.joinpath(*parts[:k])
-            for cand in (f"{stem}/__init__.py", f"{stem}.py"):
+            out |= self.by_name.get(tuple(parts[:k]), set())
+        return out
+
+    def _by_path(self, base: PurePosixPath, parts: Sequence[str]) -> set[str]:
+        """The same under one directory ``base`` (relative imports, the
+        resource's own module from the build root)."""
+        out: set[str] = set()
+        for k in range(0, len(parts) + 1):
+            stem = base.joinpath(*parts[:k]).as_posix()
+            cands = [f"{stem}/__init__.py"] + ([f"{stem}.py"] if k else [])
+            for cand in cands:
                 cand = cand[2:] if cand.startswith("./") else cand
                 if cand in self.files:
                     out.add(cand)
         return out
 
-    def _package_children(self, base: PurePosixPath, parts: Sequence[str]) -> set[str]:
-        prefix = str(base.joinpath(*parts))
-        prefix = "" if prefix == "." else (prefix[2:] if prefix.startswith("./") else prefix) + "/"
+    def _children_by_path(self, base: PurePosixPath, parts: Sequence[str]) -> set[str]:
+        prefix = base.joinpath(*parts).as_posix()
+        prefix = "" if prefix == "." else prefix + "/"
         out = set()
         for rel in self.files:
             if rel.startswith(prefix):
                 rest = rel[len(prefix):]
-                if rest.count("/") == 0 or (rest.count("/") == 1 and rest.endswith("/__init__.py")):
+                if "/" not in rest or (rest.count("/") == 1 and rest.endswith("/__init__.py")):
                     out.add(rel)
         return out
 
-    def _bases(self, info: _FileInfo) -> list[PurePosixPath]:
-        bases = [PurePosixPath(".")]
-        parent = PurePosixPath(info.rel).parent
-        if parent != PurePosixPath("."):
-            bases.append(parent)
-        return bases
-
-    def _resolve(self, info: _FileInfo, parts: Sequence[str], names: Sequence[str] | None,
-                 bases: Sequence[PurePosixPath]) -> None:
-        for base in bases:
-            info.edges |= self._candidates(base, parts)
-            if names is None:
-                continue
-            if "*" in names:
-                info.edges |= self._package_children(base, parts)
-            for name in names:
-                if name != "*":
-                    info.edges |= self._candidates(base, [*parts, name])
-
-    def _relative_parts(self, info: _FileInfo, level: int, module: str | None) -> list[str] | None:
-        assert info.module is not None
-        package = list(info.module) if info.is_package else list(info.module[:-1])
-        if level > len(package):
-            return None
-        base = package[: len(package) - (level - 1)]
-        return base + (module.split(".") if module else [])
-
     def _import(self, info: _FileInfo, name: str, level: int, names: Sequence[str] | None,
                 where: str) -> None:
+        parts = [p for p in name.split(".") if p]
+        subs = [n for n in names or () if n != "*"]
         if level:
-            parts = self._relative_parts(info, level, name or None)
-            if parts is None:
-                info.opaque.append(f"{where}: relative import beyond the top-level package")
-                return
-            self._resolve(info, parts, names, [PurePosixPath(".")])
-        else:
-            parts = name.split(".")
-            self._resolve(info, parts, names, self._bases(info))
+            base = PurePosixPath(info.rel).parent
+            for _ in range(level - 1):
+                if base == PurePosixPath("."):
+                    info.opaque.append(f"{where}: relative import above the project root")
+                    return
+                base = base.parent
+            info.edges |= self._by_path(base, parts)
+            for sub in subs:
+                info.edges |= self._by_path(base, [*parts, sub])
+            if names and "*" in names:
+                info.edges |= self._children_by_path(base, parts)
+            return
+        info.edges |= self._by_name(parts)
+        for sub in subs:
+            info.edges |= self._by_name([*parts, sub])
+        if names and "*" in names:
+            info.edges |= self.children.get(tuple(parts), set())
         full = ".".join(parts)
         imported = [full] + [f"{full}.{n}" for n in names or () if n != "*"]
         for mod in imported:
@@ -270,8 +285,15 @@ class _Graph:
         except OSError as e:
             info.opaque.append(f"{rel}: cannot be read ({e.strerror or e})")
             return info
-        for node in ast.walk(tree):
+        nodes = list(ast.walk(tree))
+        called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
+        for node in nodes:
             where = f"{rel}:{getattr(node, 'lineno', 0)}"
+            ref = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+            if ref in _INDIRECT_NAMES and id(node) not in called:
+                # an import or exec function passed around, aliased or
+                # wrapped: its calls cannot be followed
+                info.opaque.append(f"{where}: uses {ref} other than by calling it")
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     self._import(info, alias.name, 0, None, where)
@@ -292,6 +314,10 @@ class _Graph:
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 if node.value.rstrip().endswith(_SOURCE_SUFFIXES):
                     info.opaque.append(f"{where}: names a Python source file ({node.value!r})")
+                elif node.value in _INDIRECT_NAMES:
+                    info.opaque.append(f"{where}: names {node.value!r} (getattr-style access)")
+            elif isinstance(node, ast.keyword) and node.arg == "allow_pickle":
+                info.opaque.append(f"{where}: allow_pickle= (unpickling imports modules by name)")
         return info
 
     def _call(self, info: _FileInfo, node: ast.Call, where: str) -> None:
@@ -305,6 +331,17 @@ class _Graph:
             and isinstance(func.value, ast.Name) and func.value.id == "os"
         ):
             info.opaque.append(f"{where}: lists a directory ({name})")
+            return
+        if name in _UNPICKLE_CALLS or (
+            name == "load" and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+            and func.value.id in _UNPICKLE_LOADERS and not any(
+                k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                for k in node.keywords)
+        ) or (name == "load" and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+              and func.value.id == "yaml" and not any(
+                  k.arg == "Loader" and isinstance(k.value, ast.Attribute) and k.value.attr in _SAFE_YAML
+                  for k in node.keywords)):
+            info.opaque.append(f"{where}: {name}() may import modules named in the data")
             return
         if name == "import_module":
             self._dynamic(info, node, where, dunder=False)
@@ -344,7 +381,7 @@ class _Graph:
                     if level > len(pkg_parts):
                         raise LookupError
                     parts = pkg_parts[: len(pkg_parts) - (level - 1)] + [p for p in name[level:].split(".") if p]
-                    self._resolve(info, parts, None, [PurePosixPath(".")])
+                    self._import(info, ".".join(parts), 0, None, where)
                 else:
                     self._import(info, name, 0, None, where)
         except LookupError:
@@ -373,15 +410,11 @@ class _Graph:
                 modules.append(fn.get("module"))
         for module in modules:
             if isinstance(module, str) and module:
-                roots |= self._candidates(PurePosixPath("."), module.split("."))
+                roots |= self._by_path(PurePosixPath("."), module.split(".")) - {"__init__.py"}
         file_path = config.get("file_path")
         if isinstance(file_path, str) and file_path:
             rel = PurePosixPath(file_path.replace(os.sep, "/")).as_posix()
-            if rel in self.shipped and rel.endswith(".py"):
-                if rel not in self.files:  # shipped .py outside a module path
-                    self.files[rel] = _FileInfo(rel, None, False)
-                    self._analyzed.add(rel)
-                    self.files[rel].opaque.append(f"{rel}: not importable by a module name")
+            if rel in self.files:
                 roots.add(rel)
         return roots
 

@@ -140,8 +140,10 @@ def test_static_imports_narrow_the_scopes(tmp_path):
         ("from pkg.sub import X\n", {"pkg/__init__.py": "", "pkg/sub.py": "X = 1\n"}, {"pkg/__init__.py", "pkg/sub.py"}),
         ("from pkg import *\n", {"pkg/__init__.py": "", "pkg/s1.py": "", "pkg/q/__init__.py": ""},
          {"pkg/__init__.py", "pkg/s1.py", "pkg/q/__init__.py"}),
-        ("import pkg\n", {"pkg/__init__.py": "from . import sub\n", "pkg/sub.py": "from .. import only_a\n" "" ""},
-         None),  # relative import above the top-level package: whole project
+        # resolved by path: the project root's only_a.py (at runtime an
+        # ImportError under the root, a real import under another base)
+        ("import pkg\n", {"pkg/__init__.py": "from . import sub\n", "pkg/sub.py": "from .. import only_b\n"},
+         {"pkg/__init__.py", "pkg/sub.py"}),
         ("import pkg\n", {"pkg/__init__.py": "from .sub import X\n", "pkg/sub.py": "from . import deep\n",
                           "pkg/deep.py": ""}, {"pkg/__init__.py", "pkg/sub.py", "pkg/deep.py"}),
         ("import importlib\nimportlib.import_module('pkg.sub')\n", {"pkg/__init__.py": "", "pkg/sub.py": ""},
@@ -152,7 +154,11 @@ def test_static_imports_narrow_the_scopes(tmp_path):
          {"pkg/__init__.py", "pkg/sub.py"}),
         ("def lazy():\n    import pkg.sub\n", {"pkg/__init__.py": "", "pkg/sub.py": ""},
          {"pkg/__init__.py", "pkg/sub.py"}),
-        ("import sibling\n", {"sub/sibling.py": "", "sibling.py": ""}, {"sibling.py"}),
+        # an absolute name matches under every directory (PYTHONPATH, src/ layouts)
+        ("import sibling\n", {"sub/sibling.py": "", "sibling.py": "", "sub/other.py": ""},
+         {"sibling.py", "sub/sibling.py"}),
+        ("from app.core import run\n", {"src/app/__init__.py": "", "src/app/core.py": "", "src/app/cli.py": ""},
+         {"src/app/__init__.py", "src/app/core.py"}),
     ],
 )
 def test_resolved_import_forms(tmp_path, a_extra, files, reached):
@@ -162,13 +168,18 @@ def test_resolved_import_forms(tmp_path, a_extra, files, reached):
         for rel in files if rel.endswith(".py")
     )
     s = two_endpoints(tmp_path, a_extra, b_imports, files)
-    if reached is None:
-        assert s["A"].whole_project and "beyond the top-level package" in s["A"].reason
-        return
     added = {rel for rel in files if rel.endswith(".py")}
     assert not s["A"].whole_project, s["A"].reason
     assert added & set(s["A"].files) == reached
     assert added - reached <= set(s["A"].excluded)
+
+
+def test_relative_import_by_path(tmp_path):
+    s = two_endpoints(tmp_path, "import pkg.sub\n", "import only_b\n",
+                      {"pkg/__init__.py": "", "pkg/sub.py": "from .. import only_b\n"})
+    assert "only_b.py" in s["A"].modules and not s["A"].whole_project
+    s = two_endpoints(tmp_path, "import pkg.sub\n", files={"pkg/sub.py": "from ... import x\n"})
+    assert s["A"].whole_project and "above the project root" in s["A"].reason
 
 
 def test_import_resolves_next_to_the_importer_too(tmp_path):
@@ -198,6 +209,14 @@ def test_import_resolves_next_to_the_importer_too(tmp_path):
         ("from pathlib import Path\nPath('.').rglob('*')\n", "lists a directory"),
         ("SRC = open('only_b.py').read()\n", "Python source file"),
         ("def f(:\n", "cannot be parsed"),
+        ("import importlib\nload = importlib.import_module\n", "other than by calling it"),
+        ("f = getattr(__builtins__, '__import__')\n", "getattr-style"),
+        ("run = exec\n", "other than by calling it"),
+        ("import pickle\n", "imports pickle"),
+        ("import torch\nm = torch.load('w.pt')\n", "may import modules"),
+        ("import numpy\nnumpy.load('x.npy', allow_pickle=True)\n", "allow_pickle"),
+        ("import yaml\nyaml.load(open('c.yaml'), Loader=yaml.Loader)\n", "may import modules"),
+        ("import pandas\npandas.read_pickle('x')\n", "may import modules"),
     ],
 )
 def test_what_the_analysis_cannot_follow_makes_the_whole_project(tmp_path, a_extra, why):
@@ -205,6 +224,16 @@ def test_what_the_analysis_cannot_follow_makes_the_whole_project(tmp_path, a_ext
     assert s["A"].whole_project and why in s["A"].reason and "a.py:" in s["A"].reason
     assert s["A"].files == tuple(sorted(s["A"].files)) and "b.py" in s["A"].files
     assert not s["B"].whole_project  # B's own closure is unaffected
+
+
+@pytest.mark.parametrize(
+    "a_extra",
+    ["import torch\nm = torch.load('w.pt', weights_only=True)\n",
+     "import yaml\nyaml.load(open('c.yaml'), Loader=yaml.SafeLoader)\n",
+     "import json, os\nos.path.join('a', 'b')\njson.load(open('config.json'))\n"],
+)
+def test_safe_loaders_keep_the_scope(tmp_path, a_extra):
+    assert not two_endpoints(tmp_path, a_extra)["A"].whole_project
 
 
 def test_opaque_helper_in_the_closure_spreads_to_its_importers(tmp_path):
