@@ -15,23 +15,27 @@ The scope of a resource, conservative by construction:
 * the transitive closure of their static project imports: ``import``,
   ``from ... import`` (including submodules named in the import list and every
   submodule of a package imported with ``*``), relative imports, literal
-  ``importlib.import_module``/``__import__``, every package ``__init__.py`` on
-  the way; an absolute name is resolved against the project root and against
-  the importing file's own directory (both candidates are taken);
-* every shipped file that is not an importable project module (data, configs,
-  requirements, templates, ``.py`` files outside a valid module path, the root
-  ``__init__.py``);
-* every project module that no resource reaches statically.
+  ``importlib.import_module``/``__import__``, imports inside functions, every
+  package ``__init__.py`` on the way. An absolute name matches under every
+  project directory (``import util`` takes every shipped ``util.py``), a
+  relative one is resolved by path from the importing file;
+* every shipped file that is not a ``.py`` module (data, configs,
+  requirements, templates, docs);
+* every module that no resource reaches statically.
 
 A module in a resource's closure that the analysis cannot follow makes that
 resource's scope the whole project, and its fingerprint then equals flash's
-global one: a non-literal dynamic import, ``exec``/``eval``/``compile``,
-``sys.path``/``sys.meta_path``/``sys.path_hooks``/``__path__``, ``site``,
-``runpy``, ``pkgutil``, ``zipimport``, ``importlib.util``/``machinery``/
-``resources``, directory listings (``os.listdir``, ``scandir``, ``os.walk``,
-``glob``, ``iterdir``, ``rglob``), a string literal naming a ``.py`` file,
-a syntax error or undecodable source, a relative import above the top
-package; as does a resource whose module cannot be located.
+global one: a non-literal dynamic import, ``exec``/``eval``/``compile`` (or
+one of these or ``import_module`` used other than by a direct call, or named
+in a string), ``sys.path``/``sys.meta_path``/``sys.path_hooks``/``__path__``,
+``site``, ``runpy``, ``pkgutil``, ``zipimport``, ``importlib.util``/
+``machinery``/``resources``, directory listings (``os.listdir``, ``scandir``,
+``os.walk``, ``glob``, ``iterdir``, ``rglob``), a string literal naming a
+``.py`` file, deserialisers that import what their data names (``pickle``
+and friends, ``torch.load`` without ``weights_only=True``, ``allow_pickle=``,
+``read_pickle``, non-safe ``yaml`` loaders), a syntax error or undecodable
+source, a relative import above the project root; as does a resource whose
+module is not among the shipped files.
 
 Opt-in: :func:`scoped_rolls_enabled` (``FLASH_NATIVE_SCOPED_ROLLS=1``, or
 ``[tool.runpod-flash-native] scoped-rolls = true`` in the project's
@@ -279,7 +283,7 @@ class _Graph:
         try:
             source = path.read_bytes()
             tree = ast.parse(source, filename=str(path))
-        except (SyntaxError, ValueError) as e:
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
             info.opaque.append(f"{rel}: cannot be parsed ({e.__class__.__name__})")
             return info
         except OSError as e:
@@ -352,7 +356,7 @@ class _Graph:
         def literal(n: ast.AST | None) -> Any:
             try:
                 return ast.literal_eval(n) if n is not None else None
-            except ValueError:
+            except (ValueError, TypeError, SyntaxError, RecursionError):
                 raise LookupError from None
 
         try:
@@ -500,14 +504,14 @@ def analyze_scopes(
             rel for rel in rels if rel in reached_by and name not in reached_by[rel]
         )
         if not excluded:
-            reason = "every shipped module is reachable from it"
+            reason = "no module is imported only by other endpoints"
             scopes[name] = Scope(tuple(rels), True, reason, (), tuple(sorted(reach[name])))
             continue
         excluded_set = set(excluded)
         in_scope = tuple(rel for rel in rels if rel not in excluded_set)
         reason = (
-            f"{len(reach[name])} module(s) it imports + {len(in_scope) - len(reach[name])} "
-            "other shipped file(s); leaves out modules only other endpoints import"
+            f"its code ({len(reach[name])} module(s)) + {len(in_scope) - len(reach[name])} other "
+            f"shipped file(s); leaves out {len(excluded)} module(s) only other endpoints import"
         )
         scopes[name] = Scope(in_scope, False, reason, excluded, tuple(sorted(reach[name])))
     return scopes
