@@ -741,3 +741,17 @@ def built_again(root: Path) -> tuple[list, dict]:
                 "source_fingerprint": global_fp}
     assert scope.apply_scoped_fingerprints(root, files, manifest, enabled=True)
     return files, manifest
+
+
+def test_apply_follows_the_project_switch(tmp_path, monkeypatch):
+    files, manifest = built(tmp_path)
+    monkeypatch.delenv(scope.ENV_SWITCH, raising=False)
+    before = json.dumps(manifest)
+    assert scope.apply_scoped_fingerprints(tmp_path, files, manifest) is False  # no pyproject.toml
+    (tmp_path / "pyproject.toml").write_text("[tool.runpod-flash-native]\nscoped-rolls = true\n")
+    monkeypatch.setenv(scope.ENV_SWITCH, "0")  # the environment wins
+    assert scope.apply_scoped_fingerprints(tmp_path, files, manifest) is False
+    assert json.dumps(manifest) == before
+    monkeypatch.delenv(scope.ENV_SWITCH)
+    assert scope.apply_scoped_fingerprints(tmp_path, files, manifest) is True
+    assert manifest["source_fingerprint"] is None
