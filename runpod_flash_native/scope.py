@@ -21,7 +21,9 @@ The scope of a resource, conservative by construction:
   relative one is resolved by path from the importing file;
 * every shipped file that is not a ``.py`` module (data, configs,
   requirements, templates, docs);
-* every module that no resource reaches statically.
+* every module that no resource reaches statically;
+* the ``dependencies=`` declarations of the modules left out (flash installs
+  all of them into the one tarball every endpoint runs from).
 
 A module in a resource's closure that the analysis cannot follow makes that
 resource's scope the whole project, and its fingerprint then equals flash's
@@ -58,6 +60,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import hashlib
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
@@ -165,6 +169,9 @@ class _FileInfo:
     rel: str
     edges: set[str] = dataclasses.field(default_factory=set)
     opaque: list[str] = dataclasses.field(default_factory=list)  # reasons
+    # source of every ``dependencies=`` argument: what flash installs into
+    # the one tarball every endpoint shares
+    deps: list[str] = dataclasses.field(default_factory=list)
 
 
 def _name_parts(rel: str) -> list[str]:
@@ -322,6 +329,8 @@ class _Graph:
                     info.opaque.append(f"{where}: names {node.value!r} (getattr-style access)")
             elif isinstance(node, ast.keyword) and node.arg == "allow_pickle":
                 info.opaque.append(f"{where}: allow_pickle= (unpickling imports modules by name)")
+            elif isinstance(node, ast.keyword) and node.arg == "dependencies":
+                info.deps.append(ast.unparse(node.value))
         return info
 
     def _call(self, info: _FileInfo, node: ast.Call, where: str) -> None:
@@ -445,6 +454,9 @@ class Scope:
     #: ``opaque`` set, only the part the analysis could follow
     modules: tuple[str, ...] = ()
     opaque: bool = False
+    #: ``dependencies=`` declarations of the left-out modules (see
+    #: :func:`scoped_fingerprints`)
+    shared_deps: tuple[tuple[str, str], ...] = ()
 
 
 def _rel_of(project_dir: Path, f: str | os.PathLike[str]) -> str:
@@ -509,11 +521,12 @@ def analyze_scopes(
             continue
         excluded_set = set(excluded)
         in_scope = tuple(rel for rel in rels if rel not in excluded_set)
+        shared = tuple((rel, dep) for rel in excluded for dep in graph.files[rel].deps)
         reason = (
             f"its code ({len(reach[name])} module(s)) + {len(in_scope) - len(reach[name])} other "
             f"shipped file(s); leaves out {len(excluded)} module(s) only other endpoints import"
         )
-        scopes[name] = Scope(in_scope, False, reason, excluded, tuple(sorted(reach[name])))
+        scopes[name] = Scope(in_scope, False, reason, excluded, tuple(sorted(reach[name])), False, shared)
     return scopes
 
 
@@ -526,7 +539,14 @@ def scoped_fingerprints(
 ) -> dict[str, tuple[str, Scope]]:
     """``{resource: (scoped fingerprint, scope)}``. A whole-project scope gets
     ``source_fingerprint`` (flash's global fingerprint; computed when not
-    given), any other scope flash's fingerprint over its files."""
+    given), any other scope flash's fingerprint over its files.
+
+    All endpoints share one tarball, and flash installs into it the
+    ``dependencies=[...]`` of every endpoint. So when a left-out module
+    declares dependencies, the scoped value is SHA-256 over a tag, the files'
+    fingerprint and those declarations (their source text): another
+    endpoint's dependency change rolls this one too, its code changes do not.
+    """
     root = Path(project_dir)
     files = list(files)
     by_rel = {_rel_of(root, f): f for f in files}
@@ -538,7 +558,11 @@ def scoped_fingerprints(
                 source_fingerprint = compute_source_fingerprint(root, files)
             out[name] = (source_fingerprint, scope)
         else:
-            out[name] = (compute_source_fingerprint(root, [by_rel[r] for r in scope.files]), scope)
+            fp = compute_source_fingerprint(root, [by_rel[r] for r in scope.files])
+            if scope.shared_deps:
+                text = json.dumps([fp, [list(d) for d in scope.shared_deps]], separators=(",", ":"))
+                fp = hashlib.sha256(b"runpod-flash-native/scoped-deps/1\0" + text.encode()).hexdigest()
+            out[name] = (fp, scope)
     return out
 
 
