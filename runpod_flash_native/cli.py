@@ -532,7 +532,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     manifest = _read_json(manifest_path, "manifest")
     if not isinstance(manifest, dict):
         raise CliError(f"{_show(manifest_path)}: not a flash manifest (expected a JSON object)")
-    recorded = manifest.get("source_fingerprint")
+    from . import scope
+
+    recorded = scope.recorded_source_fingerprint(manifest)
     if not isinstance(recorded, str) or not recorded:
         raise CliError(
             f"{_show(manifest_path)}: no source_fingerprint recorded "
@@ -548,12 +550,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     current = _fingerprint(root, files)
     changed = current != recorded
 
-    resources = manifest.get("resources")
-    resources = resources if isinstance(resources, dict) else {}
-    rolls = sorted(
-        name for name, cfg in resources.items() if not (isinstance(cfg, dict) and cfg.get("client_mode"))
-    ) if changed else []
-
     index_report = None
     if index is not None:
         diff = (
@@ -568,6 +564,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             **diff,
         }
 
+    # per endpoint: flash's rule vs its own scope (runpod_flash_native.scope)
+    known = index_report is not None and index_report["matches_manifest"]
+    with _Guard(root):
+        scoped = scope.status_report(
+            root, files, manifest, current_fingerprint=current,
+            changed_files=index_report["added"] + index_report["removed"] + index_report["modified"] if known else None,
+        )
+    rolls = scoped["rolls"]
+
     warnings = _secret_warnings(root, files) + _symlink_warnings(root, files)
 
     if args.json:
@@ -581,12 +586,17 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "current_fingerprint": current,
                 "file_count": len(files),
                 "rolls": rolls,
+                "scoped_rolls": scoped["scoped_rolls"],
+                "fingerprint_mode": scoped["mode"],
+                "endpoints": scoped["endpoints"],
                 "index": index_report,
                 "warnings": warnings,
             }
         )
     else:
         _print_status(root, manifest_path, recorded, current, rolls, index_report)
+        for line in scope.format_status(scoped):
+            _out(line)
         _print_warnings(warnings)
     return EXIT_CHANGED if changed else EXIT_OK
 
@@ -648,10 +658,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, KeyError) as e:
         raise CliError(f"{_show(args.local_manifest)}, {_show(args.state_manifest)}: cannot plan: {_describe(e)}") from None
     data = plan.to_dict()
+    from . import scope
+
+    notes = scope.plan_notes(local, state)  # scoped manifests: who keeps its fingerprint, why
+    if notes:
+        data["keeps_fingerprint"] = notes
     if args.json:
         _emit_json(data)
     else:
         _print_plan(data)
+        for name, why in notes.items():
+            _out(f"  keeps fingerprint  {name}: {why}")
     return EXIT_OK
 
 
