@@ -8,7 +8,8 @@ every later call):
 =====================================================  ===========================================================
 flash module attribute                                 native replacement
 =====================================================  ===========================================================
-``cli.commands.build.compute_source_fingerprint``      :func:`runpod_flash_native.build.compute_source_fingerprint`
+``cli.commands.build.compute_source_fingerprint``      :func:`runpod_flash_native._build_hooks.compute_source_fingerprint` (the native fingerprint; scoped when switched on)
+``cli.commands.build.ManifestBuilder``                 :class:`runpod_flash_native._build_hooks.ManifestBuilder` (flash's, handing its manifest to the fingerprint)
 ``cli.commands.build.load_ignore_patterns``            :func:`runpod_flash_native.ignore.load_ignore_patterns`
 ``cli.commands.build.get_file_tree``                   :func:`runpod_flash_native.ignore.get_file_tree`
 ``cli.commands.build_utils.scanner.load_ignore_patterns`` / ``get_file_tree``   (same)
@@ -87,12 +88,17 @@ _N_IGNORE = "runpod_flash_native.ignore"
 _N_DEPLOYMENT = "runpod_flash_native.deployment"
 _LOCAL_MODULES = "runpod_flash.stubs.local_modules"
 _N_AST = "runpod_flash_native._astcache"
+_N_HOOKS = "runpod_flash_native._build_hooks"
 
 _LOAD = ("load_ignore_patterns", ("project_dir",))
 _TREE = ("get_file_tree", ("directory", "spec", "base_dir"))
 
 SITES: tuple[_Site, ...] = (
-    _Site(_BUILD, "compute_source_fingerprint", ("project_dir", "files"), _N_BUILD, "compute_source_fingerprint"),
+    # The fingerprint and the manifest builder go together: scoped rolls
+    # (runpod_flash_native.scope) need the manifest the fingerprint is for.
+    _Site(_BUILD, "compute_source_fingerprint", ("project_dir", "files"), _N_HOOKS, "compute_source_fingerprint"),
+    _Site(_BUILD, "ManifestBuilder", ("project_name", "remote_functions", "scanner", "build_dir", "python_version"),
+          _N_HOOKS, "ManifestBuilder"),
     *(
         _Site(module, name, params, _N_IGNORE, name)
         for module in (_BUILD, _SCANNER, _RUN)

@@ -26,7 +26,8 @@ PACKAGE_ROOT = Path(runpod_flash_native.__file__).resolve().parent.parent
 # Every (flash module, attribute) the issue names, and the native object it must
 # become.
 EXPECTED_SITES = {
-    ("runpod_flash.cli.commands.build", "compute_source_fingerprint"): ("runpod_flash_native.build", "compute_source_fingerprint"),
+    ("runpod_flash.cli.commands.build", "compute_source_fingerprint"): ("runpod_flash_native._build_hooks", "compute_source_fingerprint"),
+    ("runpod_flash.cli.commands.build", "ManifestBuilder"): ("runpod_flash_native._build_hooks", "ManifestBuilder"),
     ("runpod_flash.cli.commands.build", "load_ignore_patterns"): ("runpod_flash_native.ignore", "load_ignore_patterns"),
     ("runpod_flash.cli.commands.build", "get_file_tree"): ("runpod_flash_native.ignore", "get_file_tree"),
     ("runpod_flash.cli.commands.build_utils.scanner", "load_ignore_patterns"): ("runpod_flash_native.ignore", "load_ignore_patterns"),
@@ -56,6 +57,8 @@ def flash_sites():
     for (module, attr), fn in originals.items():
         if attr == "ast":
             assert fn is ast, (module, attr, fn)
+        elif attr == "ManifestBuilder":
+            assert fn.__module__ == "runpod_flash.cli.commands.build_utils.manifest", (module, attr, fn)
         else:
             assert fn.__module__.startswith("runpod_flash."), (module, attr, fn)
     yield originals

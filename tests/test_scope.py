@@ -520,31 +520,13 @@ E2E_APP = {
     "README.md": "# two workers\n",
 }
 
-# How flash-native wires scoping into `flash build` (the lead's _patch does the
-# same): remember the manifest ManifestBuilder.build() returns, and let the
-# compute_source_fingerprint call right after it make that manifest scoped.
+# flash-native wires scoping into `flash build` (runpod_flash_native._build_hooks,
+# bound by the patch): ManifestBuilder.build() hands its manifest to the
+# compute_source_fingerprint call right after it, which makes it scoped.
 WIRED_BUILD = """\
 import sys
-from runpod_flash_native import patch_flash, scope
-assert patch_flash()
-import runpod_flash.cli.commands.build as b
-built = []
-class Capturing(b.ManifestBuilder):
-    def build(self):
-        built.append(super().build())
-        return built[-1]
-b.ManifestBuilder = Capturing
-native = b.compute_source_fingerprint
-def compute_source_fingerprint(project_dir, files):
-    if not built:
-        return native(project_dir, files)
-    return scope.fingerprint_for_build(project_dir, files, built.pop())
-b.compute_source_fingerprint = compute_source_fingerprint
-from runpod_flash.cli.main import app
-try:
-    app(args=["build"], prog_name="flash-native")
-except SystemExit as e:
-    sys.exit(e.code)
+from runpod_flash_native.flash_cli import main
+sys.exit(main(["build"]))
 """
 
 
