@@ -77,16 +77,22 @@ def _prefix_libcrypto(prefix):
     }
 
 
-def _compiler_finds(filename):
-    """Does the C compiler's linker search path hold ``filename``?"""
+def _links(lib_args):
+    """Can the C compiler link a program calling EVP_MD_fetch with ``lib_args``?"""
+    import tempfile
+
     cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
-    try:
-        out = subprocess.check_output(
-            cc + [f"-print-file-name={filename}"], text=True, stderr=subprocess.DEVNULL
-        ).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return False
-    return os.path.isabs(out) and os.path.exists(out)
+    with tempfile.TemporaryDirectory(prefix="rfn-probe-") as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w", encoding="ascii") as fh:
+            fh.write("void *EVP_MD_fetch(void *, const char *, const char *);\n"
+                     "int main(void) { return EVP_MD_fetch(0, \"SHA256\", 0) == 0; }\n")
+        try:
+            subprocess.run(cc + [src, "-o", os.path.join(tmp, "probe")] + lib_args, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except (OSError, subprocess.CalledProcessError):
+            return False
+    return True
 
 
 def find_libcrypto():
@@ -100,10 +106,10 @@ def find_libcrypto():
         for brew in ("/opt/homebrew/opt/openssl@3", "/usr/local/opt/openssl@3"):
             if os.path.isdir(brew):
                 return _prefix_libcrypto(brew)
-    if _compiler_finds("libcrypto.so.3"):
+    if _links(["-l:libcrypto.so.3"]):
         # The runtime library alone (no libcrypto.so symlink from libssl-dev).
         return {"extra_link_args": ["-l:libcrypto.so.3"]}
-    if _compiler_finds("libcrypto.so") or _compiler_finds("libcrypto.dylib"):
+    if _links(["-lcrypto"]):
         return {"libraries": ["crypto"]}
     sys.exit(NO_LIBCRYPTO)
 

@@ -16,10 +16,28 @@ from collections.abc import Sequence
 from ._patch import FlashPatchWarning, patch_flash
 
 PROG = "flash-native"
+INSTALL_HINT = "pip install 'runpod-flash-native[flash]'"
+
+
+def _flash_missing() -> str | None:
+    """Why flash's command line cannot be imported, or None when it can."""
+    try:
+        import runpod_flash.cli.main  # noqa: F401
+    except ModuleNotFoundError as e:
+        if e.name and (e.name == "runpod_flash" or e.name.startswith("runpod_flash.")):
+            return "runpod-flash is not installed"
+        return f"runpod-flash cannot be loaded: {e}"  # one of flash's own dependencies
+    except ImportError as e:
+        return f"runpod-flash cannot be loaded: {e}"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point. ``argv`` defaults to ``sys.argv[1:]``."""
+    missing = _flash_missing()
+    if missing is not None:
+        print(f"{PROG}: error: {missing}; install it with: {INSTALL_HINT}", file=sys.stderr)
+        return 2
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FlashPatchWarning)
         try:
