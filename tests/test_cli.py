@@ -459,7 +459,7 @@ def test_progress_on_terminal_only(project: Path):
     code, out, tty = _run_with_tty_stderr("fingerprint", project)
     assert code == 0
     assert out.strip() == flash_fingerprint(project)
-    assert "hashing" in tty and "files" in tty and "MB" in tty, tty
+    assert "hashing" in tty and "files" in tty and "MiB" in tty, tty
     assert "/s" in tty  # the rate, in the final summary
 
     plain = run("fingerprint", project, RUNPOD_FLASH_NATIVE_PROGRESS_DELAY="0")
@@ -531,10 +531,12 @@ def test_plan_json_and_text(tmp_path: Path):
     text = run("plan", local, state)
     assert text.returncode == 0, text.stderr
     out = text.stdout
-    assert out.splitlines()[0] == "plan: 1 to provision, 3 to update, 2 to reuse, 1 to delete"
+    assert out.splitlines()[0] == (
+        "plan: 1 to provision, 3 to update, 2 to reuse, 1 left running (only in the deployed manifest)"
+    )
     assert "workersMax: 1 -> 3" in out
     assert "no endpoint in the deployed manifest" in out
-    assert "provision  fresh" in out and "delete     gone" in out and "reuse      same" in out
+    assert "provision  fresh" in out and "keep       gone  (not in the local manifest: flash 1.21 marks it for deletion but deletes nothing; the endpoint keeps running)" in out and "reuse      same" in out
     # the input files are not modified (the planner injects into its own copy)
     assert "_FLASH_SOURCE_FINGERPRINT" not in local.read_text()
 
