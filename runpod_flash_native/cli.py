@@ -202,13 +202,12 @@ def _warn(message: str, kind: str = "warning", **fields: Any) -> None:
 
 def _human_bytes(n: float) -> str:
     """Binary units, labelled as such (50 MiB is "50.0 MiB")."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            break
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    i = 0
+    while n >= 1023.95 and i < len(units) - 1:  # never "1024.0 MiB"
         n /= 1024
-    if n >= 1024:
-        n, unit = n / 1024, "TiB"
-    return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        i += 1
+    return f"{n:.0f} B" if i == 0 else f"{n:.1f} {units[i]}"
 
 
 def _human_duration(seconds: float) -> str:
