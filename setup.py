@@ -140,27 +140,33 @@ class rfn_build_ext(build_ext):
     """
 
     def run(self):
+        # One entry per output file: an in-place build and pip's build/lib
+        # copy are judged separately.
         record = os.path.join(self.build_temp, RECORD_NAME)
         current = {
-            "switches": {name: os.environ.get(name, "") for name in SWITCHES},
-            "extensions": [
-                {"name": e.name, "cflags": e.extra_compile_args, "ldflags": e.extra_link_args,
-                 "libraries": e.libraries, "library_dirs": e.library_dirs,
-                 "include_dirs": e.include_dirs}
-                for e in self.extensions
-            ],
+            self.get_ext_fullpath(e.name): {
+                "switches": {name: os.environ.get(name, "") for name in SWITCHES},
+                "cflags": e.extra_compile_args, "ldflags": e.extra_link_args,
+                "libraries": e.libraries, "library_dirs": e.library_dirs,
+                "include_dirs": e.include_dirs,
+            }
+            for e in self.extensions
         }
         try:
             with open(record, encoding="utf-8") as fh:
                 previous = json.load(fh)
         except (OSError, ValueError):
-            previous = None
-        if previous != current:
+            previous = {}
+        if not isinstance(previous, dict) or any(previous.get(k) != v for k, v in current.items()):
             self.force = True
         super().run()
+        if isinstance(previous, dict):
+            previous.update(current)
+        else:
+            previous = current
         os.makedirs(self.build_temp, exist_ok=True)
         with open(record, "w", encoding="utf-8") as fh:
-            json.dump(current, fh, indent=1, sort_keys=True)
+            json.dump(previous, fh, indent=1, sort_keys=True)
 
 
 libcrypto = find_libcrypto()

@@ -120,27 +120,38 @@ def test_readme_install_command_on_a_fresh_machine(tmp_path: Path):
     ]
 
 
-def build_inplace(src: Path, **switches: str) -> subprocess.CompletedProcess[str]:
+def build_inplace(src: Path, *, inplace: bool = True, **switches: str) -> subprocess.CompletedProcess[str]:
     env = fresh_env()
     env.update(switches)
-    return subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=src,
-                          env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "setup.py", "-q", "build_ext", *(["--inplace"] if inplace else [])],
+                          cwd=src, env=env, capture_output=True, text=True, timeout=600)
 
 
-def asan_symbols(src: Path) -> int:
-    [so] = list((src / "runpod_flash_native").glob("_fingerprint*.so"))
+def asan_symbols(directory: Path) -> int:
+    [so] = list(directory.glob("_fingerprint*.so"))
     out = subprocess.run(["nm", "-D", str(so)], capture_output=True, text=True, check=True).stdout
     return sum("__asan_" in line for line in out.splitlines())
 
 
 def test_changed_switch_rebuilds(tmp_path: Path):
     """README's sanitizer recipe after a normal build (no --force): the
-    extension is rebuilt with ASan, and a normal build after it without."""
+    extension is rebuilt with ASan, and a normal build after it without,
+    even when a build into build/lib came in between."""
     src = copy_sources(tmp_path / "checkout")
-    for switches, with_asan in (({}, False), ({"RFN_SANITIZE": "1"}, True), ({}, False)):
-        proc = build_inplace(src, **switches)
+    inplace_dir = src / "runpod_flash_native"
+    steps = [
+        ({}, True, False),
+        ({"RFN_SANITIZE": "1"}, True, True),
+        ({}, False, True),  # build/lib gets a normal build; the in-place one is left alone
+        ({}, True, False),
+    ]
+    for switches, inplace, inplace_asan in steps:
+        proc = build_inplace(src, inplace=inplace, **switches)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        assert (asan_symbols(src) > 0) == with_asan, switches
+        assert (asan_symbols(inplace_dir) > 0) == inplace_asan, (switches, inplace)
+        if not inplace:
+            [lib] = list((src / "build").glob("lib.*/runpod_flash_native"))
+            assert asan_symbols(lib) == 0
 
 
 @pytest.mark.skipif(not _can_hide_headers(), reason="needs root and unshare to hide libcrypto")
