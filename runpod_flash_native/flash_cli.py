@@ -9,6 +9,7 @@ a one-line warning goes to stderr, and flash runs unmodified.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import warnings
 from collections.abc import Sequence
@@ -19,25 +20,22 @@ PROG = "flash-native"
 INSTALL_HINT = "pip install 'runpod-flash-native[flash]'"
 
 
-def _flash_missing() -> str | None:
-    """Why flash's command line cannot be imported, or None when it can."""
+def _flash_installed() -> bool:
     try:
-        import runpod_flash.cli.main  # noqa: F401
-    except ModuleNotFoundError as e:
-        if e.name and (e.name == "runpod_flash" or e.name.startswith("runpod_flash.")):
-            return "runpod-flash is not installed"
-        return f"runpod-flash cannot be loaded: {e}"  # one of flash's own dependencies
-    except ImportError as e:
-        return f"runpod-flash cannot be loaded: {e}"
-    return None
+        return importlib.util.find_spec("runpod_flash") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules["runpod_flash"] is None
+        return False
+
+
+def _fail(reason: str) -> int:
+    print(f"{PROG}: error: {reason}; install it with: {INSTALL_HINT}", file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point. ``argv`` defaults to ``sys.argv[1:]``."""
-    missing = _flash_missing()
-    if missing is not None:
-        print(f"{PROG}: error: {missing}; install it with: {INSTALL_HINT}", file=sys.stderr)
-        return 2
+    if not _flash_installed():
+        return _fail("runpod-flash is not installed")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FlashPatchWarning)
         try:
@@ -51,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:  # not ours: hand back to the normal machinery
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
-    from runpod_flash.cli.main import app
+    try:
+        from runpod_flash.cli.main import app
+    except ImportError as e:  # installed, but broken (one of its dependencies missing)
+        return _fail(f"runpod-flash cannot be loaded ({e})")
 
     args = list(sys.argv[1:] if argv is None else argv)
     try:
