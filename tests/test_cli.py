@@ -10,9 +10,12 @@ import json
 import logging
 import os
 import pty
+import re
 import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -711,9 +714,9 @@ def test_json_ctrl_c_is_json(project: Path):
                 rchar = 0
             if rchar > 64 << 20 or proc.poll() is not None:
                 break
-            select.select([], [], [], 0.05)
+            time.sleep(0.05)
         assert proc.poll() is None, "finished before it could be interrupted"
-        proc.send_signal(2)
+        proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -776,8 +779,6 @@ def test_progress_shows_bytes_done_percentage_rate_and_eta(project: Path):
     assert code == 0
     assert out.strip() == flash_fingerprint(project)
     lines = [chunk.replace("\x1b[K", "") for chunk in tty.replace("\r", "\n").splitlines()]
-    import re
-
     n = len(flash_files(project))
     pattern = re.compile(
         rf"^hashing . {n} files, ([\d.]+) (B|KiB|MiB) of 512\.0 MiB \((\d+)%\), [\d.]+ (KiB|MiB|GiB)/s, ETA \d+ (s|min)"
