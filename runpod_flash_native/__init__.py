@@ -39,8 +39,8 @@ def _explain_missing_extension(error: ImportError) -> ImportError:
     if installed:
         message += (
             f"; this source tree shadows the installed package in {installed}: run Python from "
-            "another directory (cd elsewhere), or build the source tree in place: "
-            "python setup.py build_ext --inplace"
+            "another directory (cd elsewhere; for the tests, `pytest tests` rather than "
+            "`python -m pytest`), or build the source tree in place: python setup.py build_ext --inplace"
         )
     else:
         message += (
