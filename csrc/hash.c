@@ -28,8 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-
 #define RFN_CHUNK_SIZE (256u * 1024u)        /* one read(2) and one ring slot */
 #define RFN_RING_SLOTS 8                     /* 2 MiB in flight, whatever the file size */
 #define RFN_THREAD_THRESHOLD (1u << 20)      /* smaller streams: a thread costs more than it saves */

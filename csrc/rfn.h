@@ -16,7 +16,7 @@
 #include <Python.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <openssl/evp.h>
+#include "rfn_evp.h"      /* OpenSSL 3 EVP, with or without its headers */
 #include <pthread.h>
 #include <time.h>
 

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import stat
 import sys
 import threading
@@ -43,22 +44,46 @@ LIST_LIMIT = 50  # text output of `status`: files listed per kind
 PROGRESS_DELAY_ENV = "RUNPOD_FLASH_NATIVE_PROGRESS_DELAY"
 DEBUG_ENV = "RUNPOD_FLASH_NATIVE_DEBUG"
 
-EPILOG = f"""\
-exit codes:
-  0    success; for `status`: the source is unchanged since the manifest's
-       source_fingerprint (the next deploy rolls no endpoint for source changes)
-  1    `status` only: the source changed (the next deploy rolls the endpoints)
-  2    usage error, or the command failed (one line on stderr:
-       "{PROG}: error: <message naming the path>"; with --json also
-       {{"error": ...}} on stdout)
-  130  interrupted (Ctrl-C)
+_EXIT_CODES = {
+    "fingerprint": [("0", "success")],
+    "files": [("0", "success")],
+    "status": [
+        ("0", "the next deploy rolls no endpoint: the source is unchanged since the\n"
+              "       manifest's source_fingerprint, or no endpoint takes source changes\n"
+              "       (every resource is client-mode, or there is none)"),
+        ("1", "the source changed and the next deploy rolls the endpoints"),
+    ],
+    "plan": [("0", "success")],
+}
+_EXIT_COMMON = [
+    ("2", "usage error, or the command failed (one line on stderr:\n"
+          f'       "{PROG}: error: <message naming the path>")'),
+    ("130", "interrupted (Ctrl-C)"),
+]
 
-progress:
-  Walks and hashes that take longer than {1.0:g} s report files, bytes and rate on
-  stderr when stderr is a terminal, and print nothing otherwise
-  ({PROGRESS_DELAY_ENV} changes the delay).
-  {DEBUG_ENV}=1 shows the Python traceback of an error.
-"""
+
+def _epilog(command: str | None) -> str:
+    """The exit codes of ``command`` (all of them for the top-level help),
+    then the environment knobs."""
+    if command is None:
+        codes = [("0", "success; for `status`: the source is unchanged, or no endpoint takes\n"
+                       "       source changes (the next deploy rolls no endpoint)"),
+                 ("1", "`status` only: the source changed and the next deploy rolls the endpoints")]
+    else:
+        codes = _EXIT_CODES[command]
+    lines = ["exit codes:"] + [f"  {code:<4} {text}" for code, text in codes + _EXIT_COMMON]
+    lines += [
+        "",
+        "--json: every outcome, errors and Ctrl-C included, is one JSON document on stdout",
+        'with "exit_code" and "warnings" (see README).',
+        "",
+        "progress:",
+        f"  Walks and hashes that take longer than {1.0:g} s report files, bytes done, rate and",
+        "  ETA on stderr when stderr is a terminal, and print nothing otherwise",
+        f"  ({PROGRESS_DELAY_ENV} changes the delay).",
+        f"  {DEBUG_ENV}=1 shows the Python traceback of an error.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 class CliError(Exception):
@@ -126,37 +151,101 @@ def _write_json_atomic(path: Path, data: Any) -> None:
 
 
 def _out(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    with _stdout_guard():
+        sys.stdout.write(text + "\n")
 
 
-def _emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null: what is still buffered for a stdout that
+    failed (closed pipe, full disk) then drains there, and the interpreter's
+    final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
-def _warn(message: str) -> None:
+@contextlib.contextmanager
+def _stdout_guard() -> Iterator[None]:
+    """A failed write to stdout (``> /dev/full``) becomes an error that says
+    it was stdout; a closed pipe stays BrokenPipeError (exit 141, silent)."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        _silence_stdout()
+        raise CliError(f"cannot write to stdout: {e.strerror or e}") from None
+
+
+#: Warnings of the running main() call, for the JSON document ("warnings").
+_collected: list[dict[str, Any]] | None = None
+
+
+def _emit_json(data: dict[str, Any], exit_code: int = 0) -> None:
+    doc = dict(data)
+    doc["warnings"] = list(_collected or ())
+    doc["exit_code"] = exit_code
+    with _stdout_guard():
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+def _warn(message: str, kind: str = "warning", **fields: Any) -> None:
+    """One warning line on stderr, also recorded for --json as
+    ``{"kind", "message", ...fields}``."""
     sys.stderr.write(f"{PROG}: warning: {message}\n")
+    if _collected is not None:
+        _collected.append({"kind": kind, "message": message, **fields})
 
 
 def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    """Binary units, labelled as such (50 MiB is "50.0 MiB")."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    i = 0
+    while n >= 1023.95 and i < len(units) - 1:  # never "1024.0 MiB"
         n /= 1024
-    return f"{n:.1f} TB"  # pragma: no cover
+        i += 1
+    return f"{n:.0f} B" if i == 0 else f"{n:.1f} {units[i]}"
+
+
+def _human_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
 
 
 # --------------------------------------------------------------------------
 # progress on stderr (terminal only)
 
 
-class _Progress:
-    """Reports a long blocking native call on stderr.
+def _bytes_read() -> int | None:
+    """Bytes this process has read so far (Linux: ``rchar`` of /proc/self/io),
+    or None where the kernel does not say. The native hash is one call that
+    releases the GIL, so this is how its progress shows from outside."""
+    try:
+        with open("/proc/self/io", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"rchar:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
-    The native walk and hash are single calls that release the GIL, so a
-    daemon thread can redraw one status line: after ``delay`` seconds it shows
-    the phase, file count, byte total and elapsed time; when the call ends the
-    line is replaced by a summary with the rate. Nothing is written when
-    stderr is not a terminal, or when the call ends before ``delay``.
+
+class _Progress:
+    """Reports a long blocking call on stderr.
+
+    After ``delay`` seconds a daemon thread redraws one status line: the
+    phase, the file count and, for hashing, bytes done of the total,
+    percentage, rate and ETA (bytes done as the process's read counter
+    moved, capped at the total); when the call ends the line is replaced by
+    a summary. Nothing is written when stderr is not a terminal, or when the
+    call ends before ``delay``.
     """
 
     SPIN = "|/-\\"
@@ -169,11 +258,13 @@ class _Progress:
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._shown = False
-        self._bytes: int | None = None
+        self._total: int | None = None
         self._start = 0.0
+        self._read0: int | None = None
 
     def __enter__(self) -> _Progress:
         self._start = time.monotonic()
+        self._read0 = _bytes_read() if self.enabled and self.files is not None else None
         if self.enabled:
             self._thread = threading.Thread(target=self._run, name="rfn-progress", daemon=True)
             self._thread.start()
@@ -194,48 +285,61 @@ class _Progress:
     def _total_bytes(self) -> int | None:
         if self.files is None:
             return None
-        if self._bytes is None:
-            total = 0
-            for f in self.files:
-                if self._done.is_set():
-                    return None
-                try:
-                    total += f.stat().st_size
-                except OSError:
-                    pass
-            self._bytes = total
-        return self._bytes
+        total = 0
+        for f in self.files:
+            if self._done.is_set():
+                return None
+            try:
+                total += f.stat().st_size
+            except OSError:
+                pass
+        return total
 
-    def _counts(self) -> str:
-        if self.files is None:
-            return ""
-        total = self._bytes
-        size = f", {_human_bytes(total)}" if total is not None else ""
-        return f"{len(self.files)} files{size}"
+    def _done_bytes(self) -> int | None:
+        if self._read0 is None or self._total is None:
+            return None
+        now = _bytes_read()
+        if now is None:
+            return None
+        return max(0, min(self._total, now - self._read0))
+
+    def _line(self, elapsed: float) -> str:
+        parts = [f"{self.label} {self.SPIN[int(elapsed * 5) % 4]}"]
+        if self.files is not None:
+            parts.append(f"{len(self.files):,} files")
+        done = self._done_bytes()
+        if self._total is not None and done is not None:
+            pct = 100 * done // self._total if self._total else 100
+            parts.append(f"{_human_bytes(done)} of {_human_bytes(self._total)} ({pct}%)")
+            if done > 0 and elapsed >= 0.5:  # earlier, the rate is mostly start-up noise
+                rate = done / elapsed
+                parts.append(f"{_human_bytes(rate)}/s")
+                parts.append(f"ETA {_human_duration((self._total - done) / rate)}")
+        elif self._total is not None:
+            parts.append(_human_bytes(self._total))
+        parts.append(f"{elapsed:.1f} s")
+        return parts[0] + " " + ", ".join(parts[1:])
 
     def _summary(self, elapsed: float) -> str:
         parts = [f"{self.label}: done"]
         if self.files is not None:
-            parts.append(self._counts())
+            parts.append(f"{len(self.files):,} files")
+        if self._total is not None:
+            parts.append(_human_bytes(self._total))
         parts.append(f"{elapsed:.1f} s")
-        if self._bytes is not None and elapsed > 0:
-            parts.append(f"{_human_bytes(self._bytes / elapsed)}/s")
-        return ", ".join(p for p in parts if p)
+        if self._total is not None and elapsed > 0:
+            parts.append(f"{_human_bytes(self._total / elapsed)}/s")
+        return ", ".join(parts)
 
     def _run(self) -> None:
         if self._done.wait(self.delay):
             return
         self._shown = True
-        i = 0
         while True:
-            elapsed = time.monotonic() - self._start
-            counts = self._counts()
-            line = f"{self.label} {self.SPIN[i % 4]} {counts + ', ' if counts else ''}{elapsed:.1f} s"
-            sys.stderr.write("\r\033[K" + line)
+            sys.stderr.write("\r\033[K" + self._line(time.monotonic() - self._start))
             sys.stderr.flush()
-            i += 1
-            if self._bytes is None and self.files is not None:
-                self._total_bytes()  # computed once, in this thread
+            if self._total is None and self.files is not None:
+                self._total = self._total_bytes()  # once, in this thread, after the first line
                 continue
             if self._done.wait(0.2):
                 return
@@ -248,14 +352,22 @@ def _stderr_is_tty() -> bool:
         return False
 
 
-def _progress_delay() -> float:
+def _parse_progress_delay() -> tuple[float, str | None]:
+    """(delay, warning): an unusable value falls back to 1 s with a warning."""
     raw = os.environ.get(PROGRESS_DELAY_ENV)
-    if raw:
-        try:
-            return max(0.0, float(raw))
-        except ValueError:
-            pass
-    return 1.0
+    if raw is None or not raw.strip():
+        return 1.0, None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and value != float("inf")):
+        return 1.0, f"{PROGRESS_DELAY_ENV}={raw!r} is not a number of seconds >= 0; using 1"
+    return value, None
+
+
+def _progress_delay() -> float:
+    return _parse_progress_delay()[0]
 
 
 # --------------------------------------------------------------------------
@@ -292,9 +404,29 @@ def _walk(root: Path) -> list[Path]:
     try:
         spec = ignore.load_ignore_patterns(root)
     except (ValueError, re.error) as e:  # a bad .gitignore pattern, naming its line
-        raise CliError(f"{_show(gitignore)}: {e}") from None
+        raise CliError(f"{_show(gitignore)}: {_as_written(gitignore, str(e))}") from None
     with _Guard(root), _Progress(f"walking {_show(root)}"):
         return ignore.get_file_tree(root, spec)
+
+
+_PATTERN_ERROR = re.compile(r"^(Invalid git pattern: )('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")( \(\.gitignore line (\d+)\).*)$", re.S)
+
+
+def _as_written(gitignore: Path, message: str) -> str:
+    """The pattern error with the pattern shown as the line in the file
+    reads (``'foo\\ '``), not as the repr of what flash kept of it after
+    stripping (``'foo\\\\'``)."""
+    m = _PATTERN_ERROR.match(message)
+    if not m:
+        return message
+    try:
+        lines = gitignore.read_text(encoding="utf-8").splitlines()
+        raw = lines[int(m.group(4)) - 1]
+    except (OSError, UnicodeDecodeError, IndexError, ValueError):
+        return message
+    shown = f"'{raw}'" if raw.isprintable() else repr(raw)
+    note = " (flash strips the whitespace around each line)" if raw != raw.strip() else ""
+    return f"{m.group(1)}{shown}{m.group(3)}{note}"
 
 
 def _check_utf8_names(root: Path, files: Sequence[Path]) -> None:
@@ -444,9 +576,9 @@ def _symlink_warnings(root: Path, files: Sequence[Path]) -> list[dict[str, str]]
 def _print_warnings(warnings: list[dict[str, str]]) -> None:
     for w in warnings:
         if w["kind"] == "secret":
-            _warn(f"{_show(w['path'])} looks like a secret and is shipped (flash does not ignore it; add it to .gitignore)")
+            _warn(f"{_show(w['path'])} looks like a secret and is shipped (flash does not ignore it; add it to .gitignore)", **w)
         else:
-            _warn(f"{_show(w['path'])} is a symlink to {_show(w['target'])}, outside the project; its content is shipped")
+            _warn(f"{_show(w['path'])} is a symlink to {_show(w['target'])}, outside the project; its content is shipped", **w)
 
 
 # --------------------------------------------------------------------------
@@ -474,10 +606,11 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(
             {
+                "command": "fingerprint",
                 "project_dir": str(root),
                 "source_fingerprint": fingerprint,
                 "file_count": len(files),
-                "index": str(index_path) if index_path else None,
+                "index": {"path": str(index_path), "source_fingerprint": fingerprint} if index_path else None,
             }
         )
     else:
@@ -489,14 +622,15 @@ def cmd_files(args: argparse.Namespace) -> int:
     root = _project_dir(args.dir)
     rels = _sorted_rel(root, _walk(root))
     if args.json:
-        _emit_json({"project_dir": str(root), "count": len(rels), "files": rels})
+        _emit_json({"command": "files", "project_dir": str(root), "count": len(rels), "files": rels})
         return EXIT_OK
     sep = b"\0" if args.null else b"\n"
-    out = sys.stdout.buffer
-    sys.stdout.flush()
-    for rel in rels:
-        out.write(os.fsencode(rel) + sep)
-    out.flush()
+    with _stdout_guard():
+        out = sys.stdout.buffer
+        sys.stdout.flush()
+        for rel in rels:
+            out.write(os.fsencode(rel) + sep)
+        out.flush()
     return EXIT_OK
 
 
@@ -543,8 +677,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     index_path = Path(args.index).absolute() if args.index else root / DEFAULT_INDEX_RELPATH
     index = None
-    if args.index or index_path.exists():
+    if args.index:
         index = _load_index(index_path)
+    elif index_path.exists():
+        # The default index is optional: one that cannot be used only costs
+        # the per-file details.
+        try:
+            index = _load_index(index_path)
+        except CliError as e:
+            _warn(
+                f"{e}; comparing fingerprints only (rewrite it with `{_index_command(args.dir)}`)",
+                kind="index", path=str(index_path),
+            )
 
     files = _walk(root)
     current = _fingerprint(root, files)
@@ -574,10 +718,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     rolls = scoped["rolls"]
 
     warnings = _secret_warnings(root, files) + _symlink_warnings(root, files)
+    # A changed source matters only if some endpoint takes it.
+    exit_code = EXIT_CHANGED if rolls else EXIT_OK
 
     if args.json:
+        _print_warnings(warnings)
         _emit_json(
             {
+                "command": "status",
                 "project_dir": str(root),
                 "manifest": str(manifest_path),
                 "status": "changed" if changed else "unchanged",
@@ -590,15 +738,15 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "fingerprint_mode": scoped["mode"],
                 "endpoints": scoped["endpoints"],
                 "index": index_report,
-                "warnings": warnings,
-            }
+            },
+            exit_code,
         )
     else:
-        _print_status(root, manifest_path, recorded, current, rolls, index_report)
+        _print_status(root, manifest_path, recorded, current, rolls, index_report, _index_command(args.dir))
         for line in scope.format_status(scoped):
             _out(line)
         _print_warnings(warnings)
-    return EXIT_CHANGED if changed else EXIT_OK
+    return exit_code
 
 
 def _print_status(
@@ -608,6 +756,7 @@ def _print_status(
     current: str,
     rolls: list[str],
     index_report: dict[str, Any] | None,
+    index_command: str,
 ) -> None:
     if recorded == current:
         _out(f"unchanged: {_show(root)} matches the source_fingerprint in {_show(manifest_path)}")
@@ -623,7 +772,7 @@ def _print_status(
             _out("  the next deploy rebuilds, but no endpoint in the manifest takes source changes")
     if index_report is None:
         if recorded != current:
-            _out(f"  (per-file changes: save an index after building with `{PROG} fingerprint --index {DEFAULT_INDEX_RELPATH}`)")
+            _out(f"  (per-file changes: save an index after building with `{index_command}`)")
         return
     if not index_report["matches_manifest"]:
         _out(f"  note: index {_show(index_report['path'])} was saved for a different build; files are compared with the index")
@@ -633,6 +782,15 @@ def _print_status(
             _out(f"  {kind + ':':<10} {_show(rel)}")
         if len(names) > LIST_LIMIT:
             _out(f"  {kind + ':':<10} ... and {len(names) - LIST_LIMIT} more (--json lists all)")
+
+
+def _index_command(dir_arg: str) -> str:
+    """The command that writes the default index of the project ``dir_arg``
+    (as the user named it), runnable from the current directory."""
+    if os.path.abspath(dir_arg) == os.getcwd():
+        return f"{PROG} fingerprint --index {DEFAULT_INDEX_RELPATH.as_posix()}"
+    index = os.path.join(dir_arg, DEFAULT_INDEX_RELPATH)
+    return f"{PROG} fingerprint {shlex.quote(dir_arg)} --index {shlex.quote(index)}"
 
 
 def _load_deployment():
@@ -664,7 +822,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if notes:
         data["keeps_fingerprint"] = notes
     if args.json:
-        _emit_json(data)
+        _emit_json({"command": "plan", **data})
     else:
         _print_plan(data)
         for name, why in notes.items():
@@ -678,7 +836,7 @@ def _print_plan(data: dict[str, Any]) -> None:
     reasons = data.get("reasons") or {}
     _out(
         f"plan: {len(provision)} to provision, {len(update)} to update, "
-        f"{len(reuse)} to reuse, {len(delete)} to delete"
+        f"{len(reuse)} to reuse, {len(delete)} left running (only in the deployed manifest)"
     )
     for name in provision:
         _out(f"  provision  {name}  (not in the deployed manifest)")
@@ -690,7 +848,8 @@ def _print_plan(data: dict[str, Any]) -> None:
         note = "  (adopted: deployed without a source fingerprint)" if name in adopted else ""
         _out(f"  reuse      {name}{note}")
     for name in delete:
-        _out(f"  delete     {name}  (not in the local manifest; flash 1.21 only logs it)")
+        _out(f"  keep       {name}  (not in the local manifest: flash 1.21 marks it for deletion "
+             "but deletes nothing; the endpoint keeps running)")
 
 
 def _change_line(change: dict[str, Any]) -> str:
@@ -709,29 +868,46 @@ def _change_line(change: dict[str, Any]) -> str:
 # argument parsing and the entry point
 
 
+class _UsageError(Exception):
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are raised to main(), which reports them (also as JSON
+    under --json) instead of argparse exiting from deep inside."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise _UsageError(self, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description=(
             "Inspect a runpod-flash project exactly as `flash build` / `flash deploy` "
             "see it: source fingerprint, shipped files, whether the next deploy rolls "
             "the endpoints, and the deploy reconciliation plan."
         ),
-        epilog=EPILOG,
+        epilog=_epilog(None),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout (also after COMMAND)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name: str, help_text: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
         p = sub.add_parser(
-            name, help=help_text, description=help_text, epilog=EPILOG,
+            name, help=help_text, description=help_text, epilog=_epilog(name),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.set_defaults(func=func)
-        p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        # SUPPRESS: an unset sub-level --json keeps the top-level one's value.
+        p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="print one JSON document on stdout")
         return p
 
     p = add("fingerprint", "print the source_fingerprint `flash build` would write for DIR", cmd_fingerprint)
@@ -749,7 +925,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "status",
         "compare DIR with the source_fingerprint in DIR/.flash/flash_manifest.json: "
-        "does the next deploy roll the endpoints? (exit 0 unchanged, 1 changed, 2 error)",
+        "does the next deploy roll the endpoints? (exit 0 no, 1 yes, 2 error)",
         cmd_status,
     )
     p.add_argument("dir", metavar="DIR", nargs="?", default=".", help="project directory (default: .)")
@@ -777,14 +953,33 @@ class _LowerLevelFormatter(logging.Formatter):
         return super().format(record)
 
 
+_UNREADABLE_DIR = re.compile(r"^Permission denied: (.*) - ", re.S)
+
+
+class _CollectingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Shows a library warning as our warning line and records it for --json."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        if _collected is None or record.levelno < logging.WARNING:
+            return
+        message = record.getMessage()
+        m = _UNREADABLE_DIR.match(message)
+        entry: dict[str, Any] = {"kind": "unreadable_directory" if m else "log", "message": message}
+        if m:
+            entry["path"] = m.group(1)
+        _collected.append(entry)
+
+
 @contextlib.contextmanager
 def _library_warnings_on_stderr() -> Iterator[None]:
     """The native modules log flash's warnings (unreadable directory skipped,
     leftover .flashignore, unreadable .gitignore): show them as our warning
-    lines on stderr while a command runs, and leave the logging configuration
-    as it was afterwards (main() may be called in-process)."""
+    lines on stderr while a command runs (and record them for --json), and
+    leave the logging configuration as it was afterwards (main() may be
+    called in-process)."""
     logger = logging.getLogger("runpod_flash_native")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CollectingHandler(sys.stderr)
     handler.setFormatter(_LowerLevelFormatter(f"{PROG}: %(levelname)s: %(message)s"))
     handler.setLevel(logging.WARNING)
     saved_level, saved_propagate = logger.level, logger.propagate
@@ -799,34 +994,80 @@ def _library_warnings_on_stderr() -> Iterator[None]:
         logger.propagate = saved_propagate
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)  # usage errors: argparse prints usage, exits 2
-    with _library_warnings_on_stderr():
+_COMMANDS = ("fingerprint", "files", "status", "plan")
+
+
+def _json_requested(argv: Sequence[str]) -> bool:
+    """--json (or an abbreviation argparse accepts) anywhere before ``--``:
+    known even when the command line does not parse."""
+    for token in argv:
+        if token == "--":
+            return False
+        if len(token) >= 3 and "--json".startswith(token):
+            return True
+    return False
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    return next((t for t in argv if t in _COMMANDS), None)
+
+
+def _fail(message: str, code: int, command: str | None, as_json: bool) -> int:
+    """Report a failure: the line on stderr is already written; under --json
+    also the one JSON document on stdout."""
+    if as_json:
         try:
-            return args.func(args)
-        except KeyboardInterrupt:
-            sys.stderr.write(f"\n{PROG}: interrupted\n")
-            return EXIT_INTERRUPTED
-        except BrokenPipeError:
-            # stdout closed early (`| head`): not an error worth a message.
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-            except OSError:
-                pass
-            return EXIT_BROKEN_PIPE
-        except Exception as e:  # noqa: BLE001 - every failure is one line, exit 2
-            if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
-                raise
-            message = str(e) if isinstance(e, CliError) else _describe(e)
-            sys.stderr.write(f"{PROG}: error: {message}\n")
-            if getattr(args, "json", False):
-                try:
-                    _emit_json({"error": message, "exit_code": EXIT_ERROR})
-                except (OSError, ValueError):
-                    pass
-            return EXIT_ERROR
+            _emit_json({"command": command, "error": message}, code)
+            sys.stdout.flush()
+        except (OSError, ValueError, CliError):
+            _silence_stdout()
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    global _collected
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = _json_requested(argv)
+    saved, _collected = _collected, []
+    try:
+        with _library_warnings_on_stderr():
+            return _main(argv, as_json)
+    finally:
+        _collected = saved
+
+
+def _main(argv: list[str], as_json: bool) -> int:
+    command = _command_of(argv)
+    _, delay_warning = _parse_progress_delay()
+    if delay_warning:
+        _warn(delay_warning, kind="progress_delay")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as e:
+        e.parser.print_usage(sys.stderr)
+        sys.stderr.write(f"{e.parser.prog}: error: {e}\n")
+        return _fail(f"usage: {e}", EXIT_ERROR, command, as_json)
+    as_json = bool(getattr(args, "json", False))
+    command = args.command
+    try:
+        code = args.func(args)
+        with _stdout_guard():
+            sys.stdout.flush()
+        return code
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\n{PROG}: interrupted\n")
+        return _fail("interrupted", EXIT_INTERRUPTED, command, as_json)
+    except BrokenPipeError:
+        # stdout closed early (`| head`): not an error worth a message.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except Exception as e:  # noqa: BLE001 - every failure is one line, exit 2
+        if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+            raise
+        message = str(e) if isinstance(e, CliError) else _describe(e)
+        sys.stderr.write(f"{PROG}: error: {message}\n")
+        return _fail(message, EXIT_ERROR, command, as_json)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,7 @@ a one-line warning goes to stderr, and flash runs unmodified.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import warnings
 from collections.abc import Sequence
@@ -16,10 +17,25 @@ from collections.abc import Sequence
 from ._patch import FlashPatchWarning, patch_flash
 
 PROG = "flash-native"
+INSTALL_HINT = "pip install 'runpod-flash-native[flash]'"
+
+
+def _flash_installed() -> bool:
+    try:
+        return importlib.util.find_spec("runpod_flash") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules["runpod_flash"] is None
+        return False
+
+
+def _fail(reason: str) -> int:
+    print(f"{PROG}: error: {reason}; install it with: {INSTALL_HINT}", file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point. ``argv`` defaults to ``sys.argv[1:]``."""
+    if not _flash_installed():
+        return _fail("runpod-flash is not installed")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FlashPatchWarning)
         try:
@@ -33,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:  # not ours: hand back to the normal machinery
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
-    from runpod_flash.cli.main import app
+    try:
+        from runpod_flash.cli.main import app
+    except ImportError as e:  # installed, but broken (one of its dependencies missing)
+        return _fail(f"runpod-flash cannot be loaded ({e})")
 
     args = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -10,9 +10,12 @@ import json
 import logging
 import os
 import pty
+import re
 import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -459,7 +462,7 @@ def test_progress_on_terminal_only(project: Path):
     code, out, tty = _run_with_tty_stderr("fingerprint", project)
     assert code == 0
     assert out.strip() == flash_fingerprint(project)
-    assert "hashing" in tty and "files" in tty and "MB" in tty, tty
+    assert "hashing" in tty and "files" in tty and "MiB" in tty, tty
     assert "/s" in tty  # the rate, in the final summary
 
     plain = run("fingerprint", project, RUNPOD_FLASH_NATIVE_PROGRESS_DELAY="0")
@@ -531,10 +534,12 @@ def test_plan_json_and_text(tmp_path: Path):
     text = run("plan", local, state)
     assert text.returncode == 0, text.stderr
     out = text.stdout
-    assert out.splitlines()[0] == "plan: 1 to provision, 3 to update, 2 to reuse, 1 to delete"
+    assert out.splitlines()[0] == (
+        "plan: 1 to provision, 3 to update, 2 to reuse, 1 left running (only in the deployed manifest)"
+    )
     assert "workersMax: 1 -> 3" in out
     assert "no endpoint in the deployed manifest" in out
-    assert "provision  fresh" in out and "delete     gone" in out and "reuse      same" in out
+    assert "provision  fresh" in out and "keep       gone  (not in the local manifest: flash 1.21 marks it for deletion but deletes nothing; the endpoint keeps running)" in out and "reuse      same" in out
     # the input files are not modified (the planner injects into its own copy)
     assert "_FLASH_SOURCE_FINGERPRINT" not in local.read_text()
 
@@ -554,3 +559,252 @@ def test_plan_bad_manifest_shape(tmp_path: Path):
     assert_one_line_error(run("plan", local, state), str(local))
     array = write(tmp_path, "array.json", "[]")
     assert_one_line_error(run("plan", local, array), str(array), "JSON object")
+
+
+# ---------------------------------------------------------------------------
+# status: what rolls, where the index goes, an unusable default index
+
+
+def test_status_exits_0_when_no_endpoint_takes_source_changes(project: Path):
+    write_manifest(project, "0" * 64, client={"resource_type": "LiveServerless", "client_mode": True})
+    proc = run("status", project)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("changed")
+    assert "no endpoint in the manifest takes source changes" in proc.stdout
+    data = json.loads(run("status", "--json", project).stdout)
+    assert data["changed"] is True and data["rolls"] == [] and data["exit_code"] == 0
+
+    # no resource at all: nothing can roll either
+    write(project, ".flash/flash_manifest.json", json.dumps({"resources": {}, "source_fingerprint": "0" * 64}))
+    assert run("status", project).returncode == 0
+
+    # one endpoint that takes the source: the deploy rolls it
+    write_manifest(project, "0" * 64, gpu={"resource_type": "LiveServerless"})
+    proc = run("status", "--json", project)
+    assert proc.returncode == 1 and json.loads(proc.stdout)["exit_code"] == 1
+
+
+def test_status_from_elsewhere_suggests_a_command_that_writes_dir_index(project: Path):
+    """Run from the project's parent: the suggested command, run as printed
+    from there, writes the index `status app` then reads."""
+    parent = project.parent
+    write_manifest(project, flash_fingerprint(project))
+    (project / "worker.py").write_text("print('v2')\n")
+    proc = run("status", "app", cwd=parent)
+    assert proc.returncode == 1, proc.stderr
+    [hint] = [line for line in proc.stdout.splitlines() if "save an index" in line]
+    suggested = hint.split("`")[1]
+    assert suggested == f"{PROG} fingerprint app --index app/.flash/source_index.json"
+
+    # the user rebuilds (here: records the current fingerprint), runs the suggestion...
+    write_manifest(project, flash_fingerprint(project))
+    assert run(*suggested.split()[1:], cwd=parent).returncode == 0
+    assert (project / ".flash/source_index.json").is_file()
+    assert not (parent / ".flash").exists()
+    # ...and the next change is listed file by file
+    (project / "pkg/util.py").write_text("def f(): return 2\n")
+    proc = run("status", "app", cwd=parent)
+    assert proc.returncode == 1
+    assert "modified:  pkg/util.py" in proc.stdout
+
+    # from inside the project the suggestion stays short
+    (project / ".flash/source_index.json").unlink()
+    proc = run("status", cwd=project)
+    assert f"`{PROG} fingerprint --index .flash/source_index.json`" in proc.stdout
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"format": "something-else", "files": {}}', "\xff"])
+def test_status_unusable_default_index_is_a_warning(project: Path, content: str):
+    write_manifest(project, "0" * 64, gpu={"resource_type": "LiveServerless"})
+    index = write(project, ".flash/source_index.json", content.encode("latin-1"))
+    proc = run("status", project)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.startswith("changed") and "rolls 1 endpoint(s): gpu" in proc.stdout
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{PROG}: warning: {index}: "), proc.stderr
+    assert "comparing fingerprints only" in lines[0]
+
+    data = json.loads(run("status", "--json", project).stdout)
+    assert data["index"] is None and data["exit_code"] == 1
+    assert [(w["kind"], w["path"]) for w in data["warnings"]] == [("index", str(index))]
+
+    # asked for explicitly, the same file is an error
+    assert_one_line_error(run("status", "--index", index, project), str(index))
+
+
+# ---------------------------------------------------------------------------
+# --json: one document for every outcome
+
+COMMON_KEYS = {"command", "exit_code", "warnings"}
+
+
+def test_json_success_documents_have_the_documented_keys(project: Path, tmp_path: Path):
+    index = project / ".flash/source_index.json"
+    fp = json.loads(run("fingerprint", "--json", "--index", index, project).stdout)
+    assert set(fp) == COMMON_KEYS | {"project_dir", "source_fingerprint", "file_count", "index"}
+    assert fp["command"] == "fingerprint" and fp["exit_code"] == 0 and fp["warnings"] == []
+    assert fp["index"] == {"path": str(index), "source_fingerprint": flash_fingerprint(project)}
+
+    files = json.loads(run("files", "--json", project).stdout)
+    assert set(files) == COMMON_KEYS | {"project_dir", "count", "files"}
+
+    write_manifest(project, flash_fingerprint(project))
+    status = json.loads(run("status", "--json", project).stdout)
+    assert set(status) == COMMON_KEYS | {
+        "project_dir", "manifest", "status", "changed", "recorded_fingerprint",
+        "current_fingerprint", "file_count", "rolls", "index",
+    }
+    # "index" is an object in both commands, naming the same file
+    assert isinstance(status["index"], dict) and status["index"]["path"] == fp["index"]["path"]
+    assert set(status["index"]) == {"path", "source_fingerprint", "matches_manifest", "added", "removed", "modified"}
+
+    local, state = _plan_manifests(tmp_path)
+    plan = json.loads(run("plan", "--json", local, state).stdout)
+    assert set(plan) == COMMON_KEYS | {"provision", "update", "reuse", "delete", "adopted", "reasons"}
+
+
+def test_json_before_the_command(project: Path):
+    proc = run("--json", "files", project)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["files"] == flash_rel_files(project)
+    assert json.loads(run("--json", "fingerprint", project).stdout)["source_fingerprint"] == flash_fingerprint(project)
+
+
+@pytest.mark.parametrize(
+    "args, command",
+    [
+        (["plan", "--json", "local.json"], "plan"),
+        (["--json"], None),
+        (["--json", "nosuch"], None),
+        (["files", "--json", "--bogus"], "files"),
+    ],
+)
+def test_json_usage_errors_are_json(args: list[str], command: str | None):
+    proc = run(*args)
+    assert proc.returncode == 2
+    doc = json.loads(proc.stdout)
+    assert set(doc) == COMMON_KEYS | {"error"}
+    assert doc["command"] == command and doc["exit_code"] == 2 and doc["error"].startswith("usage: ")
+    assert "usage:" in proc.stderr  # the human form is still there
+
+
+def test_json_failure_is_json(tmp_path: Path):
+    proc = run("--json", "fingerprint", tmp_path / "missing")
+    line = assert_one_line_error(proc, str(tmp_path / "missing"))
+    doc = json.loads(proc.stdout)
+    assert doc == {"command": "fingerprint", "error": line.split("error: ", 1)[1], "exit_code": 2, "warnings": []}
+
+
+def test_json_ctrl_c_is_json(project: Path):
+    """SIGINT in the middle of a 16 GiB hash (sparse: no disk): exit 130,
+    and the interruption is the JSON document."""
+    with open(project / "weights.dat", "wb") as fh:
+        fh.truncate(16 << 30)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runpod_flash_native", "fingerprint", "--json", str(project)],
+        cwd=PACKAGE_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        # wait until it has read 64 MiB: it is hashing
+        io_file = Path(f"/proc/{proc.pid}/io")
+        for _ in range(600):
+            try:
+                rchar = int(io_file.read_text().split("rchar:")[1].split()[0])
+            except (OSError, IndexError, ValueError):
+                rchar = 0
+            if rchar > 64 << 20 or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "finished before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert json.loads(out) == {"command": "fingerprint", "error": "interrupted", "exit_code": 130, "warnings": []}
+    assert f"{PROG}: interrupted" in err
+
+
+def test_json_collects_unreadable_directory_warning(project: Path, unprivileged):
+    assert run_inprocess("--json", "files", project).returncode == 0  # imports, see run_inprocess
+    (project / "pkg/deep").chmod(0)
+    proc = unprivileged(lambda: run_inprocess("--json", "files", project))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert "pkg/deep/data.json" not in doc["files"]
+    [warning] = doc["warnings"]
+    assert warning["kind"] == "unreadable_directory" and warning["path"] == str(project / "pkg/deep")
+    assert proc.stderr.splitlines() == [f"{PROG}: warning: {warning['message']}"]
+
+
+def test_json_collects_secret_warnings(project: Path):
+    write(project, ".env.production", "TOKEN=x\n")
+    write_manifest(project, flash_fingerprint(project))
+    doc = json.loads(run("status", "--json", project).stdout)
+    [warning] = doc["warnings"]
+    assert warning["kind"] == "secret" and warning["path"] == ".env.production"
+    assert "looks like a secret" in warning["message"]
+
+
+# ---------------------------------------------------------------------------
+# help, stdout errors, progress, pattern display
+
+
+def test_each_help_lists_only_its_exit_codes():
+    helps = {cmd: run(cmd, "--help").stdout for cmd in ("fingerprint", "files", "status", "plan")}
+    for cmd, text in helps.items():
+        codes = text.split("exit codes:", 1)[1].split("\n\n", 1)[0]
+        listed = [line.split()[0] for line in codes.splitlines() if line.startswith("  ") and line.split()[0].isdigit()]
+        assert listed == (["0", "1", "2", "130"] if cmd == "status" else ["0", "2", "130"]), (cmd, codes)
+        if cmd != "status":
+            assert "`status`" not in codes and "roll" not in codes, (cmd, codes)
+
+
+def test_stdout_write_failure_says_stdout(project: Path):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "runpod_flash_native", "files", str(project)],
+            cwd=PACKAGE_ROOT, env=_env(), stdout=full, stderr=subprocess.PIPE, text=True, timeout=60,
+        )
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"{PROG}: error: cannot write to stdout: No space left on device"]
+
+
+def test_progress_shows_bytes_done_percentage_rate_and_eta(project: Path):
+    with open(project / "weights.dat", "wb") as fh:
+        fh.truncate(512 << 20)  # sparse: 512 MiB to hash, nothing on disk
+    code, out, tty = _run_with_tty_stderr("fingerprint", project)
+    assert code == 0
+    assert out.strip() == flash_fingerprint(project)
+    lines = [chunk.replace("\x1b[K", "") for chunk in tty.replace("\r", "\n").splitlines()]
+    n = len(flash_files(project))
+    pattern = re.compile(
+        rf"^hashing . {n} files, ([\d.]+) (B|KiB|MiB) of 512\.0 MiB \((\d+)%\), [\d.]+ (KiB|MiB|GiB)/s, ETA \d+ (s|min)"
+    )
+    moving = [m for m in map(pattern.match, lines) if m]
+    assert moving, tty
+    assert all(0 <= int(m.group(3)) <= 100 for m in moving)
+    assert any(0 < int(m.group(3)) for m in moving), tty
+    assert any(line.startswith(f"hashing: done, {n} files, 512.0 MiB, ") and line.endswith("/s") for line in lines), tty
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan"])
+def test_invalid_progress_delay_is_one_warning(project: Path, value: str):
+    proc = run("fingerprint", project, RUNPOD_FLASH_NATIVE_PROGRESS_DELAY=value)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == flash_fingerprint(project)
+    assert proc.stderr.splitlines() == [
+        f"{PROG}: warning: RUNPOD_FLASH_NATIVE_PROGRESS_DELAY={value!r} is not a number of seconds >= 0; using 1"
+    ]
+    assert run("fingerprint", project, RUNPOD_FLASH_NATIVE_PROGRESS_DELAY="2.5").stderr == ""
+
+
+def test_bad_pattern_is_shown_as_written(project: Path):
+    gitignore = write(project, ".gitignore", "*.log\nfoo\\ \n")
+    with pytest.raises(ValueError):  # flash strips the line to `foo\`, which pathspec rejects
+        flash_ignore.load_ignore_patterns(project)
+    line = assert_one_line_error(run("files", project), str(gitignore))
+    assert "Invalid git pattern: 'foo\\ ' (.gitignore line 2)" in line, line
+    assert "'foo\\\\'" not in line

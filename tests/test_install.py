@@ -1,0 +1,203 @@
+"""Installing as a new user does, on a machine of the project's kind as it
+comes: no OpenSSL headers (libssl-dev), no pkg-config, only the runtime
+libcrypto.so.3. Builds run in scratch copies of the source tree; the one
+fresh virtual environment runs README's install command exactly as written."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import sanitized
+
+from runpod_flash.cli.commands import build as flash_build
+from runpod_flash.cli.utils import ignore as flash_ignore
+
+REPO = Path(__file__).resolve().parent.parent
+SKIP_NAMES = {"build", "dist", ".git", ".venv", "__pycache__", ".hypothesis", ".pytest_cache", "data"}
+
+pytestmark = [
+    pytest.mark.skipif(not (REPO / "setup.py").exists(), reason="needs the source tree"),
+    # These build their own extensions; the sanitized run is about the C code.
+    pytest.mark.skipif(sanitized(), reason="the install tests run in the unsanitized pass"),
+]
+
+
+def copy_sources(dest: Path) -> Path:
+    """The source tree without build outputs, virtual environments or caches."""
+
+    def ignore(_dir: str, names: list[str]) -> set[str]:
+        return {n for n in names if n in SKIP_NAMES or n.endswith((".so", ".o")) or n.endswith(".egg-info")}
+
+    shutil.copytree(REPO, dest, ignore=ignore)
+    return dest
+
+
+def readme_block(heading: str) -> str:
+    """The first ```bash block under README's ``heading``."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(heading):]
+    match = re.search(r"```bash\n(.*?)\n```", section, re.S)
+    assert match, heading
+    return match.group(1).strip()
+
+
+def _can_hide_headers() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+def as_fresh_machine(script: str) -> list[str]:
+    """A bash command line running ``script`` with OpenSSL's headers and
+    pkg-config out of sight: in a private mount namespace, an empty tmpfs
+    over /usr/include/openssl and /bin/false over pkg-config (the files
+    themselves stay untouched for everybody else)."""
+    hide = []
+    if os.path.isdir("/usr/include/openssl"):
+        hide.append("mount -t tmpfs none /usr/include/openssl")
+    pkg_config = shutil.which("pkg-config")
+    if pkg_config:
+        hide.append(f"mount --bind /bin/false {os.path.realpath(pkg_config)}")
+    inner = " && ".join(hide + [f"( {script} )"])
+    return ["unshare", "-m", "--propagation", "private", "bash", "-c", inner]
+
+
+def fresh_env() -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith(("PYTHON", "VIRTUAL_ENV", "RFN_", "LD_PRELOAD", "ASAN_", "UBSAN_"))
+    }
+    env.pop("PIP_REQUIRE_VIRTUALENV", None)
+    return env
+
+
+def needed_libs(so: Path) -> list[str]:
+    out = subprocess.run(["readelf", "-d", str(so)], capture_output=True, text=True, check=True).stdout
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+
+
+def flash_fingerprint(root: Path) -> str:
+    return flash_build.compute_source_fingerprint(
+        root, flash_ignore.get_file_tree(root, flash_ignore.load_ignore_patterns(root))
+    )
+
+
+@pytest.mark.skipif(not _can_hide_headers(), reason="needs root and unshare to hide OpenSSL's headers")
+def test_readme_install_command_on_a_fresh_machine(tmp_path: Path):
+    """README's first command, run as written in a copy of the checkout, with
+    no OpenSSL headers and no pkg-config: it builds, installs into a new
+    virtual environment and prints flash's fingerprint of the checkout.
+    The same environment then has no runpod-flash: `flash-native` says how
+    to install it, in one line."""
+    src = copy_sources(tmp_path / "checkout")
+    command = readme_block("## Install and run")
+    assert command.startswith("python3 -m venv .venv && . .venv/bin/activate && pip install . && ")
+    proc = subprocess.run(
+        as_fresh_machine(f"cd {src} && {command}"), capture_output=True, text=True,
+        env=fresh_env(), timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == flash_fingerprint(src)
+
+    venv = src / ".venv"
+    [so] = list(venv.glob("lib/python*/site-packages/runpod_flash_native/_fingerprint*.so"))
+    assert "libcrypto.so.3" in needed_libs(so)
+
+    fn = subprocess.run([str(venv / "bin" / "flash-native"), "build"], capture_output=True, text=True,
+                        env=fresh_env(), cwd=tmp_path, timeout=120)
+    assert fn.returncode == 2, (fn.stdout, fn.stderr)
+    assert fn.stdout == ""
+    assert fn.stderr.splitlines() == [
+        "flash-native: error: runpod-flash is not installed; "
+        "install it with: pip install 'runpod-flash-native[flash]'"
+    ]
+
+
+def build_inplace(src: Path, *, inplace: bool = True, **switches: str) -> subprocess.CompletedProcess[str]:
+    env = fresh_env()
+    env.update(switches)
+    return subprocess.run([sys.executable, "setup.py", "-q", "build_ext", *(["--inplace"] if inplace else [])],
+                          cwd=src, env=env, capture_output=True, text=True, timeout=600)
+
+
+def asan_symbols(directory: Path) -> int:
+    [so] = list(directory.glob("_fingerprint*.so"))
+    out = subprocess.run(["nm", "-D", str(so)], capture_output=True, text=True, check=True).stdout
+    return sum("__asan_" in line for line in out.splitlines())
+
+
+def test_changed_switch_rebuilds(tmp_path: Path):
+    """README's sanitizer recipe after a normal build (no --force): the
+    extension is rebuilt with ASan, and a normal build after it without,
+    even when a build into build/lib came in between."""
+    src = copy_sources(tmp_path / "checkout")
+    inplace_dir = src / "runpod_flash_native"
+    steps = [
+        ({}, True, False),
+        ({"RFN_SANITIZE": "1"}, True, True),
+        ({}, False, True),  # build/lib gets a normal build; the in-place one is left alone
+        ({}, True, False),
+    ]
+    for switches, inplace, inplace_asan in steps:
+        proc = build_inplace(src, inplace=inplace, **switches)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert (asan_symbols(inplace_dir) > 0) == inplace_asan, (switches, inplace)
+        if not inplace:
+            [lib] = list((src / "build").glob("lib.*/runpod_flash_native"))
+            assert asan_symbols(lib) == 0
+
+
+@pytest.mark.skipif(not _can_hide_headers(), reason="needs root and unshare to hide libcrypto")
+def test_no_libcrypto_is_one_clear_error(tmp_path: Path):
+    """No pkg-config, no headers, and libcrypto.so.3 itself unusable (an empty
+    file bound over it in a private mount namespace): setup.py stops before
+    compiling and says what to install."""
+    src = copy_sources(tmp_path / "checkout")
+    lib = subprocess.run(["gcc", "-print-file-name=libcrypto.so.3"], capture_output=True, text=True).stdout.strip()
+    if not os.path.isabs(lib):
+        pytest.skip("no libcrypto.so.3 to hide")
+    script = (f"mount --bind /dev/null {os.path.realpath(lib)} && cd {src} && "
+              f"{sys.executable} setup.py -q build_ext --inplace")
+    proc = subprocess.run(as_fresh_machine(script), env=fresh_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "needs OpenSSL 3's libcrypto and none was found" in proc.stderr, proc.stderr[-2000:]
+    assert "RFN_OPENSSL_PREFIX" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list((src / "runpod_flash_native").glob("_fingerprint*.so"))
+
+
+@pytest.mark.parametrize("how", [["-c", "import runpod_flash_native"], ["-m", "runpod_flash_native", "files"]])
+def test_source_tree_without_extension_says_so(tmp_path: Path, how: list[str]):
+    """Python started in a source tree that has no compiled extension, while
+    the built package is installed elsewhere on sys.path: the ImportError
+    names both and the fix, instead of a circular-import riddle."""
+    import runpod_flash_native
+
+    installed = Path(runpod_flash_native.__file__).resolve().parent
+    src = tmp_path / "checkout"
+    (src / "runpod_flash_native").mkdir(parents=True)
+    for py in installed.glob("*.py"):
+        shutil.copy(py, src / "runpod_flash_native")
+    env = fresh_env()
+    env["PYTHONPATH"] = str(installed.parent)
+    proc = subprocess.run([sys.executable, *how], cwd=src, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: runpod_flash_native: the compiled extension (_fingerprint) is not built in "
+                           f"{src / 'runpod_flash_native'}; this source tree shadows the installed package in "
+                           f"{installed}"), last
+    assert "cd elsewhere" in last and "python setup.py build_ext --inplace" in last
+    assert "circular import" not in proc.stderr
+
+    # Nothing installed elsewhere: the hint is to install or build in place.
+    env["PYTHONPATH"] = ""
+    proc = subprocess.run([sys.executable, "-S", *how], cwd=src, env=env, capture_output=True, text=True, timeout=60)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "is not built in" in last and "pip install ." in last and "build_ext --inplace" in last, last
