@@ -8,6 +8,7 @@ RFN_SANITIZE=1      build with AddressSanitizer + UndefinedBehaviorSanitizer
                     (-O1, frame pointers kept, no recovery from UB reports).
 RFN_WERROR=1        turn every warning into an error.
 RFN_DEBUG=1         -O0 -g3, asserts kept.
+RFN_PORTABLE=1      use the portable POSIX paths instead of Linux-only calls.
 """
 
 import glob
@@ -88,10 +89,13 @@ def compile_and_link_args():
                "-fno-omit-frame-pointer"]
         cflags += san + ["-O1", "-g"]
         ldflags += san
+    if _flag("RFN_PORTABLE"):
+        cflags.append("-DRFN_PORTABLE=1")
     return cflags, ldflags
 
 
 libcrypto = find_libcrypto()
+libcrypto["libraries"].append("m")  # pgzip.c: log2
 cflags, ldflags = compile_and_link_args()
 
 setup(
