@@ -602,3 +602,28 @@ def test_missing_output_directory_raises_like_flash_naming_the_output(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         create_tarball(build, out, "app")
     assert info.value.filename == str(out)
+
+
+def test_concurrent_calls_from_several_threads(tmp_path):
+    build = tmp_path / "build"
+    build.mkdir()
+    special_tree(build)
+    flash_build.create_tarball(build, tmp_path / "flash.tar.gz", "app")
+    want = gunzip_one_member((tmp_path / "flash.tar.gz").read_bytes())
+    errors = []
+
+    def run(i):
+        try:
+            create_tarball(build, tmp_path / f"t{i}.tar.gz", "app")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for i in range(6):
+        assert gunzip_one_member((tmp_path / f"t{i}.tar.gz").read_bytes()) == want
+    assert leftovers(tmp_path) == []
