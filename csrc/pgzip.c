@@ -7,7 +7,7 @@
 /* Four histograms break the store-to-load dependency a single table has on
  * runs of equal bytes. */
 static double
-pgz_segment_entropy(const unsigned char *p, size_t n)
+rfn_pgz_segment_entropy(const unsigned char *p, size_t n)
 {
     uint32_t c[4][256];
     memset(c, 0, sizeof c);
@@ -38,7 +38,7 @@ rfn_pgz_entropy(const unsigned char *buf, size_t len, size_t segment_size, doubl
 {
     for (size_t off = 0, i = 0; off < len; off += segment_size, i++) {
         size_t n = len - off < segment_size ? len - off : segment_size;
-        out[i] = pgz_segment_entropy(buf + off, n);
+        out[i] = rfn_pgz_segment_entropy(buf + off, n);
     }
 }
 
@@ -46,11 +46,11 @@ rfn_pgz_entropy(const unsigned char *buf, size_t len, size_t segment_size, doubl
  * multiplying crc1 by x^(8*len2) modulo the (reflected) polynomial, so the
  * combination is crc1 * x^(8*len2) mod P, xor crc2. x^(2^k) are found by
  * repeated squaring. */
-#define PGZ_POLY 0xedb88320u   /* reflected 0x04c11db7 */
+#define RFN_PGZ_POLY 0xedb88320u   /* reflected 0x04c11db7 */
 
 /* a * b modulo P, both reflected (bit 31 is x^0); a must not be 0. */
 static uint32_t
-pgz_multmodp(uint32_t a, uint32_t b)
+rfn_pgz_multmodp(uint32_t a, uint32_t b)
 {
     uint32_t m = 1u << 31, p = 0;
     for (;;) {
@@ -61,23 +61,23 @@ pgz_multmodp(uint32_t a, uint32_t b)
             }
         }
         m >>= 1;
-        b = b & 1 ? (b >> 1) ^ PGZ_POLY : b >> 1;
+        b = b & 1 ? (b >> 1) ^ RFN_PGZ_POLY : b >> 1;
     }
     return p;
 }
 
 /* x^(8 * n) modulo P: x^8 squared once per bit of n. */
 static uint32_t
-pgz_x8nmodp(uint64_t n)
+rfn_pgz_x8nmodp(uint64_t n)
 {
     uint32_t result = 1u << 31;     /* x^0 */
     uint32_t sq = 1u << 23;         /* x^8 */
     while (n) {
         if (n & 1) {
-            result = pgz_multmodp(sq, result);
+            result = rfn_pgz_multmodp(sq, result);
         }
         n >>= 1;
-        sq = pgz_multmodp(sq, sq);
+        sq = rfn_pgz_multmodp(sq, sq);
     }
     return result;
 }
@@ -85,5 +85,5 @@ pgz_x8nmodp(uint64_t n)
 uint32_t
 rfn_pgz_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2)
 {
-    return pgz_multmodp(pgz_x8nmodp(len2), crc1) ^ crc2;
+    return rfn_pgz_multmodp(rfn_pgz_x8nmodp(len2), crc1) ^ crc2;
 }

@@ -2,13 +2,13 @@
 #include "rfn.h"
 #include "pgzip.h"
 
-PyDoc_STRVAR(pyz_byte_entropy_doc,
+PyDoc_STRVAR(rfn_pyz_byte_entropy_doc,
 "byte_entropy(data, segment_size, /)\n--\n\n"
 "Order-0 entropy in bits per byte of each segment_size-byte segment of data\n"
 "(the last segment may be shorter), as a list of floats. The GIL is released.");
 
 static PyObject *
-pyz_byte_entropy(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+rfn_pyz_byte_entropy(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
     double *values = NULL;
@@ -60,12 +60,12 @@ exit:
     return result;
 }
 
-PyDoc_STRVAR(pyz_crc32_combine_doc,
+PyDoc_STRVAR(rfn_pyz_crc32_combine_doc,
 "crc32_combine(crc1, crc2, len2, /)\n--\n\n"
 "CRC-32 of A + B given crc1 = crc32(A), crc2 = crc32(B) and len2 = len(B).");
 
 static PyObject *
-pyz_crc32_combine(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+rfn_pyz_crc32_combine(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3) {
         PyErr_Format(PyExc_TypeError, "crc32_combine expected 3 arguments, got %zd", nargs);
@@ -86,16 +86,16 @@ pyz_crc32_combine(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t
         rfn_pgz_crc32_combine((uint32_t)v[0], (uint32_t)v[1], (uint64_t)v[2]));
 }
 
-static PyMethodDef pyz_methods[] = {
-    {"byte_entropy", (PyCFunction)(void (*)(void))pyz_byte_entropy, METH_FASTCALL,
-     pyz_byte_entropy_doc},
-    {"crc32_combine", (PyCFunction)(void (*)(void))pyz_crc32_combine, METH_FASTCALL,
-     pyz_crc32_combine_doc},
+static PyMethodDef rfn_pyz_methods[] = {
+    {"byte_entropy", (PyCFunction)(void (*)(void))rfn_pyz_byte_entropy, METH_FASTCALL,
+     rfn_pyz_byte_entropy_doc},
+    {"crc32_combine", (PyCFunction)(void (*)(void))rfn_pyz_crc32_combine, METH_FASTCALL,
+     rfn_pyz_crc32_combine_doc},
     {NULL, NULL, 0, NULL},
 };
 
 int
 rfn_pgzip_exec(PyObject *module)
 {
-    return PyModule_AddFunctions(module, pyz_methods);
+    return PyModule_AddFunctions(module, rfn_pyz_methods);
 }
