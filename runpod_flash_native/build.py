@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
-import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import _fingerprint, _pgzip
+from . import _fingerprint
 from .ignore import _log_walk_warnings, load_ignore_patterns
 
-__all__ = [
-    "compute_source_fingerprint",
-    "create_tarball",
-    "fingerprint_project",
-    "fingerprint_project_files",
-]
+__all__ = ["compute_source_fingerprint", "fingerprint_project", "fingerprint_project_files"]
 
 
 def compute_source_fingerprint(
@@ -62,6 +55,13 @@ def fingerprint_project(project_dir: str | os.PathLike[str]) -> str:
 
 
 # ---- create_tarball ---------------------------------------------------------
+# (imports kept with the section so that it merges as one block)
+import re  # noqa: E402
+import tarfile  # noqa: E402
+
+from . import _pgzip  # noqa: E402
+
+__all__ += ["create_tarball"]
 
 _COPY_BUFSIZE = 1 << 20  # tarfile's read size; changes no byte of the archive
 
