@@ -8,7 +8,7 @@ RFN_SANITIZE=1      build with AddressSanitizer + UndefinedBehaviorSanitizer
                     (-O1, frame pointers kept, no recovery from UB reports).
 RFN_WERROR=1        turn every warning into an error.
 RFN_DEBUG=1         -O0 -g3, asserts kept.
-RFN_PORTABLE=1      use the portable POSIX paths instead of Linux-only calls.
+RFN_PORTABLE=1      use only the portable POSIX code paths (no Linux-only calls).
 """
 
 import glob
@@ -84,13 +84,12 @@ def compile_and_link_args():
         cflags.append("-Werror")
     if _flag("RFN_DEBUG"):
         cflags += ["-O0", "-g3", "-UNDEBUG"]
+    if _flag("RFN_PORTABLE"): cflags.append("-DRFN_PORTABLE=1")
     if _flag("RFN_SANITIZE"):
         san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
                "-fno-omit-frame-pointer"]
         cflags += san + ["-O1", "-g"]
         ldflags += san
-    if _flag("RFN_PORTABLE"):
-        cflags.append("-DRFN_PORTABLE=1")
     return cflags, ldflags
 
 
