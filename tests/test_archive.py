@@ -627,3 +627,23 @@ def test_concurrent_calls_from_several_threads(tmp_path):
     for i in range(6):
         assert gunzip_one_member((tmp_path / f"t{i}.tar.gz").read_bytes()) == want
     assert leftovers(tmp_path) == []
+
+
+def test_at_most_two_blocks_per_thread_are_in_flight(small_blocks, tmp_path, monkeypatch):
+    peak = []
+    real_submit = _pgzip.GzipMemberWriter._submit
+
+    def submit(self, block, final):
+        real_submit(self, block, final)
+        peak.append((len(self._inflight), len(self._buf)))
+
+    monkeypatch.setattr(_pgzip.GzipMemberWriter, "_submit", submit)
+    data = b"".join(b"line %d of a long log\n" % i for i in range(100_000))  # ~2.3 MB, 55+ blocks
+    for threads in (1, 3):
+        peak.clear()
+        out = write_stream(tmp_path / f"b{threads}.gz", [data[i : i + 30_000] for i in range(0, len(data), 30_000)],
+                           threads=threads)
+        assert gunzip_one_member(out) == data
+        assert len(peak) > 50
+        assert 1 <= max(p[0] for p in peak) <= 2 * threads
+        assert max(p[1] for p in peak) <= _pgzip.BLOCK_SIZE
