@@ -641,8 +641,11 @@ def test_at_most_two_blocks_per_thread_are_in_flight(small_blocks, tmp_path, mon
     data = b"".join(b"line %d of a long log\n" % i for i in range(100_000))  # ~2.3 MB, 55+ blocks
     for threads in (1, 3):
         peak.clear()
+        slow = Spy(_pgzip.deflate_module())  # workers lag behind the producer
+        real_compressobj = slow.compressobj
+        slow.compressobj = lambda *a, **k: (time.sleep(0.002), real_compressobj(*a, **k))[1]
         out = write_stream(tmp_path / f"b{threads}.gz", [data[i : i + 30_000] for i in range(0, len(data), 30_000)],
-                           threads=threads)
+                           threads=threads, module=slow)
         assert gunzip_one_member(out) == data
         assert len(peak) > 50
         assert 1 <= max(p[0] for p in peak) <= 2 * threads
