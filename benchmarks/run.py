@@ -1,6 +1,6 @@
 """All benchmarks of runpod_flash_native against runpod-flash, in one command.
 
-    python benchmarks/run.py [--runs 7] [--cases T1,T2,T3,T4,T5]
+    python benchmarks/run.py [--runs 7] [--cases T1,T2,T3,T4,T5,T6]
                              [--data-dir benchmarks/data] [--output benchmarks/RESULTS.md]
 
 Cases (inputs generated deterministically under --data-dir, git-ignored, and
@@ -16,6 +16,12 @@ reused while their recipe is unchanged):
       20 new, 100 changed, 880 reused): flash's deploy comparison loop vs
       runpod_flash_native.deployment.plan_reconciliation + apply_reuse
   T5  re-fingerprinting T1 unchanged: repeated calls in one process
+  T6  flash build's archive step on a build dir = copies of numpy, sympy,
+      botocore, jedi, networkx (+ .dist-info) from this environment (~200 MiB)
+      plus 128 MiB of random "weights": flash's create_tarball vs
+      runpod_flash_native.build.create_tarball at 1, 2 and all threads
+      (RUNPOD_FLASH_NATIVE_THREADS); the decompressed tar streams must be
+      identical; archive sizes are recorded
 
 Implementations, each in its own process (so peak RSS growth is its own):
 "flash" is the installed runpod-flash (get_file_tree(d,
@@ -63,8 +69,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SEED = 20240601
-CASES = ("T1", "T2", "T3", "T4", "T5")
-FINGERPRINT_DATA = {"T1": "t1", "T2": "t2", "T3": "t3", "T5": "t1"}
+CASES = ("T1", "T2", "T3", "T4", "T5", "T6")
+FINGERPRINT_DATA = {"T1": "t1", "T2": "t2", "T3": "t3", "T5": "t1", "T6": "t6"}  # T6: archive input
+ARCHIVE_IMPLS = {"flash": None, "native-1": "1", "native-2": "2", "native": None}  # -> THREADS env
 MiB = 1 << 20
 ANALYSIS_MARKER = "<!-- analysis: hand-written, kept by run.py -->"
 
@@ -77,6 +84,7 @@ TARGETS = {  # the issue's targets; verdicts() checks them
     "T1": "≥ 8× faster than flash; no slower than the plain C loop",
     "T2": "≥ 5× faster than flash; ≤ 1.1× raw SHA-256 time; RSS growth ≤ 16 MiB",
     "T4": "≥ 10× faster than flash's loop",
+    "T6": "≥ 4× faster than flash's create_tarball; archive ≤ 1.01× flash's size",
 }
 
 
@@ -158,7 +166,41 @@ def build_t3(root: Path) -> None:
     _stamp(root, spec)
 
 
-BUILDERS = {"t1": build_t1, "t2": build_t2, "t3": build_t3}
+T6_PACKAGES = ("numpy", "sympy", "botocore", "jedi", "networkx")  # ~200 MiB, compressible
+T6_WEIGHTS = 128 * MiB  # incompressible
+
+
+def _site_packages() -> Path:
+    import sysconfig
+
+    return Path(sysconfig.get_paths()["purelib"])
+
+
+def build_t6(root: Path) -> None:
+    """A flash build dir: copies of installed packages (with their
+    .dist-info) from this environment plus a weights file of random bytes."""
+    site = _site_packages()
+    found = [p for p in T6_PACKAGES if (site / p).is_dir()]
+    if len(found) < 2:
+        raise SystemExit(f"T6 needs at least two of {', '.join(T6_PACKAGES)} installed in {site}")
+    spec = f"T6 seed={SEED} site={site} packages={','.join(found)} weights={T6_WEIGHTS}\n"
+    if _stamped(root, spec):
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    for name in found:
+        shutil.copytree(site / name, root / name, symlinks=True)
+        for info in site.glob(f"{name}-*.dist-info"):
+            shutil.copytree(info, root / info.name, symlinks=True)
+    (root / "handler.py").write_bytes(HANDLER)
+    rng = random.Random(SEED)
+    with open(root / "model.safetensors", "wb") as fh:
+        for _ in range(T6_WEIGHTS // MiB):
+            fh.write(rng.randbytes(MiB))
+    _stamp(root, spec)
+
+
+BUILDERS = {"t1": build_t1, "t2": build_t2, "t3": build_t3, "t6": build_t6}
 
 
 # ---- implementations (run inside a worker process) ----------------------------------------
@@ -176,6 +218,35 @@ def fingerprint_impl(impl: str):
         from runpod_flash_native import fingerprint_project
         return fingerprint_project
     raise SystemExit(f"unknown implementation {impl}")
+
+
+def archive_impl(impl: str):
+    if impl == "flash":
+        from runpod_flash.cli.commands.build import create_tarball
+    else:
+        from runpod_flash_native.build import create_tarball
+        threads = ARCHIVE_IMPLS[impl]
+        if threads is None:
+            os.environ.pop("RUNPOD_FLASH_NATIVE_THREADS", None)
+        else:
+            os.environ["RUNPOD_FLASH_NATIVE_THREADS"] = threads
+
+    def fn(build_dir: Path, out: Path) -> None:
+        create_tarball(build_dir, out, "bench")
+    return fn
+
+
+def archive_digest(path: Path) -> tuple[str, int]:
+    """SHA-256 of the decompressed tar stream (one gzip member) and the size."""
+    import zlib
+
+    d, h = zlib.decompressobj(31), hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(MiB):
+            h.update(d.decompress(chunk))
+    if not d.eof or d.unused_data:
+        raise SystemExit(f"{path}: not exactly one gzip member")
+    return h.hexdigest(), path.stat().st_size
 
 
 def plan_impl(impl: str):
@@ -207,7 +278,13 @@ def serve(case: str, impl: str, data_dir: Path, runs: int) -> None:
     """Worker process: set up (imports, inputs), print "ready", then one call
     per line on stdin, answering {"t": wall s, "cpu": s}. At EOF: the peak RSS
     growth over all calls and the (checked) result."""
-    if case == "T4":
+    if case == "T6":
+        fn = archive_impl(impl)
+        out_dir = data_dir / "t6.out"
+        out_dir.mkdir(exist_ok=True)
+        inputs = [(data_dir / "t6", out_dir / f"{impl}.tar.gz")] * (runs + 1)
+        check = lambda out, a: None  # noqa: E731 - the archive is checked once, below
+    elif case == "T4":
         import bench_plan
 
         fn = plan_impl(impl)
@@ -228,6 +305,10 @@ def serve(case: str, impl: str, data_dir: Path, runs: int) -> None:
         outs.append((out, args))
         print(json.dumps({"t": t, "cpu": c}), flush=True)
     rss_growth = vm_hwm_bytes() - hwm_before
+    if case == "T6":
+        digest, size = archive_digest(inputs[0][1])
+        print(json.dumps({"result": digest, "rss_growth": rss_growth, "size": size}), flush=True)
+        return
     # Checked after the peak RSS is read: serialising results is not the
     # implementation's cost.
     results = {check(out, a) for out, a in outs}
@@ -311,7 +392,8 @@ class PythonImpl:
         if len(results) != 1:
             raise SystemExit(f"{self.args[1]}/{self.args[0]}: result changed between runs")
         return {"result": results.pop(), "times": self.times[1:], "cpu": self.cpu[1:],
-                "rss_growth": max(f["rss_growth"] for f in self.finals)}
+                "rss_growth": max(f["rss_growth"] for f in self.finals),
+                "size": self.finals[-1].get("size")}
 
 
 class PlainLoop:
@@ -453,6 +535,18 @@ def run_plan_case(case: str, data_dir: Path, runs: int) -> dict:
     return res
 
 
+def run_archive_case(case: str, data_dir: Path, runs: int) -> dict:
+    root = data_dir / FINGERPRINT_DATA[case]
+    nbytes = sum(e.stat(follow_symlinks=False).st_size for e in root.rglob("*"))
+    load = os.getloadavg()[0]
+    res = interleave({impl: PythonImpl(case, impl, data_dir, runs, False) for impl in ARCHIVE_IMPLS}, runs)
+    digests = {k: v["result"] for k, v in res.items()}
+    if len(set(digests.values())) != 1:
+        raise SystemExit(f"{case}: decompressed tar streams differ: {digests}")
+    res.update(files=sum(1 for _ in root.rglob("*")), bytes=nbytes, load=load)
+    return res
+
+
 # ---- report -----------------------------------------------------------------------------------
 
 
@@ -508,6 +602,7 @@ LABELS = {
     "T3": "T3 100k small files",
     "T4": "T4 plan over 1,000 resources",
     "T5": "T5 re-fingerprint T1 unchanged",
+    "T6": "T6 create_tarball, ~200 MiB packages + 128 MiB weights",
 }
 
 
@@ -524,6 +619,10 @@ def verdicts(case: str, r: dict) -> str:
                 f"({mib(r['native']['rss_growth'])})")
     if case == "T4":
         return f"{'met' if f / n >= 10 else 'MISSED'} ({f / n:.1f}×)"
+    if case == "T6":
+        ratio = r["native"]["size"] / r["flash"]["size"]
+        return (f"{'met' if f / n >= 4 else 'MISSED'} ({f / n:.2f}×); "
+                f"{'met' if ratio <= 1.01 else 'MISSED'} ({ratio:.4f}× flash's size)")
     return "–"
 
 
@@ -593,6 +692,20 @@ def report(args, results: dict, t_total: float, t_data: float, speed: str, load0
                  " ".join(f"{t * 1000:.0f}" for t in f["times"]) + " ms",
                  " ".join(f"{t * 1000:.0f}" for t in n["times"]) + " ms"]
         lines.append("| " + " | ".join(cells) + " |")
+    if "T6" in results and "skipped" not in results["T6"]:
+        r = results["T6"]
+        lines += ["", "T6 by thread count (RUNPOD_FLASH_NATIVE_THREADS; all = "
+                  f"{len(os.sched_getaffinity(0))}): wall and CPU medians, archive size. The decompressed "
+                  "tar streams are identical (SHA-256 checked).", "",
+                  "| implementation | wall | CPU | flash / this | archive | size / flash's |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for impl in ARCHIVE_IMPLS:
+            x = r[impl]
+            label = {"flash": "flash (gzip level 9, 1 thread)", "native": "ours, all threads"}.get(
+                impl, f"ours, {ARCHIVE_IMPLS[impl]} thread(s)")
+            lines.append(f"| {label} | {ms(x['median'])} | {ms(x['cpu_median'])} | "
+                         f"{r['flash']['median'] / x['median']:.2f}× | {x['size']:,} B | "
+                         f"{x['size'] / r['flash']['size']:.4f} |")
     load_end = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     lines += ["", f"Total wall time {t_total:.0f} s (data set up {t_data:.0f} s). Load average at the start: "
               f"{', '.join(f'{x:.2f}' for x in load0)}; at the end: {load_end}."]
@@ -635,6 +748,8 @@ def main() -> None:
         print(f"case {case} ...", file=sys.stderr)
         if case == "T4":
             results[case] = run_plan_case(case, args.data_dir, args.runs)
+        elif case == "T6":
+            results[case] = run_archive_case(case, args.data_dir, args.runs)
         else:
             results[case] = run_fingerprint_case(case, args.data_dir, tools, args.runs)
         r = results[case]

@@ -8,6 +8,8 @@
  *   ignore.c  gitwildmatch patterns compiled like pathspec, and IgnoreSpec
  *   walk.c    the project walk (flash's get_file_tree) and fingerprint_project
  *   diff.c    config comparison and reconciliation planning
+ *   pgzip.c   segment entropy and CRC-32 combination for the parallel gzip writer
+ *             (binding: py_pgzip.c)
  */
 #ifndef RFN_H
 #define RFN_H
@@ -58,6 +60,7 @@ int rfn_sources_exec(PyObject *module);
 int rfn_ignore_exec(PyObject *module);
 int rfn_walk_exec(PyObject *module);
 int rfn_diff_exec(PyObject *module);
+int rfn_pgzip_exec(PyObject *module);
 
 /* C stack guard (module.c). The recursion limit alone does not protect C
  * recursion: with sys.setrecursionlimit() raised, a config nested 100,000

@@ -69,3 +69,10 @@ def plan_reconciliation(
 def apply_reuse(
     local_manifest: dict[str, Any], state_manifest: dict[str, Any], names: Sequence[Hashable], /
 ) -> None: ...
+
+# ---- parallel gzip helpers (csrc/pgzip.c, csrc/py_pgzip.c) -----------------
+
+from typing_extensions import Buffer as _Buffer  # noqa: E402
+
+def byte_entropy(data: _Buffer, segment_size: int, /) -> list[float]: ...
+def crc32_combine(crc1: int, crc2: int, len2: int, /) -> int: ...

@@ -246,3 +246,21 @@ def test_deployment_entry_points():
         (lambda: deployment.apply_reuse(_manifest(), state, ["zz", 5]), TypeError),
         (lambda: deployment.apply_reuse(_manifest(), {"resources": 1}, ["a"]), TypeError),
     ])
+
+
+def test_pgzip_helpers():
+    data = bytes(range(256)) * 300
+    view = memoryview(bytearray(data))
+    cases = [
+        (lambda: _fingerprint.byte_entropy(data, 4096), None),
+        (lambda: _fingerprint.byte_entropy(view, 1000), None),
+        (lambda: _fingerprint.byte_entropy(b"", 64), None),
+        (lambda: _fingerprint.byte_entropy(data, 0), ValueError),
+        (lambda: _fingerprint.byte_entropy("text", 4), TypeError),
+        (lambda: _fingerprint.byte_entropy(data, "4"), TypeError),
+        (lambda: _fingerprint.crc32_combine(0x12345678, 0x9ABCDEF0, 1 << 40), None),
+        (lambda: _fingerprint.crc32_combine(1 << 32, 0, 1), OverflowError),
+        (lambda: _fingerprint.crc32_combine(-1, 0, 1), OverflowError),
+        (lambda: _fingerprint.crc32_combine(1, 2), TypeError),
+    ]
+    assert_flat(cases)

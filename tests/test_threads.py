@@ -80,6 +80,22 @@ def outcome(fn):
     return ("ok", value)
 
 
+def archive_digest(root: Path, seed: int) -> str:
+    """create_tarball of root into a per-call file; the SHA-256 of its tar stream."""
+    import hashlib
+    import threading
+    import zlib
+
+    from runpod_flash_native.build import create_tarball
+
+    out = root.parent / f".{root.name}-{seed}-{threading.get_ident()}.tar.gz"
+    try:
+        create_tarball(root, out, "app")
+        return hashlib.sha256(zlib.decompress(out.read_bytes(), 31)).hexdigest()
+    finally:
+        out.unlink(missing_ok=True)
+
+
 def workload(shared: Path, own: Path, spec, seed: int):
     """Every entry point, on the shared tree and on this thread's own tree."""
     shared_files = sorted(p for p in shared.rglob("*.py") if p.is_file())
@@ -122,6 +138,10 @@ def workload(shared: Path, own: Path, spec, seed: int):
         "plan/own": lambda: plan(seed),
         "plan/shared-inputs": lambda: plan(0),
         "differs/json-error": lambda: deployment.config_differs({"x": {1}}, {}),
+        "entropy": lambda: _fingerprint.byte_entropy(bytes(range(256)) * (seed + 50), 4096),
+        "entropy/bad": lambda: _fingerprint.byte_entropy(b"x", 0),
+        "crc32_combine": lambda: _fingerprint.crc32_combine(seed, 0xDEADBEEF, 1 << 33),
+        "archive/own": lambda: archive_digest(own, seed),
     }
     return calls
 

@@ -1,0 +1,89 @@
+/* pgzip core: segment entropy and CRC-32 combination (see pgzip.h). */
+#include "pgzip.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Four histograms break the store-to-load dependency a single table has on
+ * runs of equal bytes. */
+static double
+rfn_pgz_segment_entropy(const unsigned char *p, size_t n)
+{
+    uint32_t c[4][256];
+    memset(c, 0, sizeof c);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        c[0][p[i]]++;
+        c[1][p[i + 1]]++;
+        c[2][p[i + 2]]++;
+        c[3][p[i + 3]]++;
+    }
+    for (; i < n; i++) {
+        c[0][p[i]]++;
+    }
+    /* H = log2(n) - sum(k * log2(k)) / n over the byte counts k. */
+    double sum = 0.0;
+    for (int b = 0; b < 256; b++) {
+        uint32_t k = c[0][b] + c[1][b] + c[2][b] + c[3][b];
+        if (k > 1) {
+            sum += (double)k * log2((double)k);
+        }
+    }
+    double h = log2((double)n) - sum / (double)n;
+    return h < 0.0 ? 0.0 : h;
+}
+
+void
+rfn_pgz_entropy(const unsigned char *buf, size_t len, size_t segment_size, double *out)
+{
+    for (size_t off = 0, i = 0; off < len; off += segment_size, i++) {
+        size_t n = len - off < segment_size ? len - off : segment_size;
+        out[i] = rfn_pgz_segment_entropy(buf + off, n);
+    }
+}
+
+/* CRC-32 as a linear map over GF(2): appending len2 zero bytes to A is
+ * multiplying crc1 by x^(8*len2) modulo the (reflected) polynomial, so the
+ * combination is crc1 * x^(8*len2) mod P, xor crc2. x^(2^k) are found by
+ * repeated squaring. */
+#define RFN_PGZ_POLY 0xedb88320u   /* reflected 0x04c11db7 */
+
+/* a * b modulo P, both reflected (bit 31 is x^0); a must not be 0. */
+static uint32_t
+rfn_pgz_multmodp(uint32_t a, uint32_t b)
+{
+    uint32_t m = 1u << 31, p = 0;
+    for (;;) {
+        if (a & m) {
+            p ^= b;
+            if ((a & (m - 1)) == 0) {
+                break;
+            }
+        }
+        m >>= 1;
+        b = b & 1 ? (b >> 1) ^ RFN_PGZ_POLY : b >> 1;
+    }
+    return p;
+}
+
+/* x^(8 * n) modulo P: x^8 squared once per bit of n. */
+static uint32_t
+rfn_pgz_x8nmodp(uint64_t n)
+{
+    uint32_t result = 1u << 31;     /* x^0 */
+    uint32_t sq = 1u << 23;         /* x^8 */
+    while (n) {
+        if (n & 1) {
+            result = rfn_pgz_multmodp(sq, result);
+        }
+        n >>= 1;
+        sq = rfn_pgz_multmodp(sq, sq);
+    }
+    return result;
+}
+
+uint32_t
+rfn_pgz_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2)
+{
+    return rfn_pgz_multmodp(rfn_pgz_x8nmodp(len2), crc1) ^ crc2;
+}
