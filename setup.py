@@ -170,7 +170,7 @@ class rfn_build_ext(build_ext):
 
 
 libcrypto = find_libcrypto()
-libcrypto["libraries"].append("m")  # pgzip.c: log2
+libcrypto.setdefault("libraries", []).append("m")  # pgzip.c: log2
 cflags, ldflags = compile_and_link_args()
 ldflags += libcrypto.pop("extra_link_args", [])
 
