@@ -15,6 +15,7 @@ flash module attribute                                 native replacement
 ``cli.commands.build_utils.scanner.load_ignore_patterns`` / ``get_file_tree``   (same)
 ``cli.commands.run.load_ignore_patterns`` / ``get_file_tree`` (``flash dev``)   (same)
 ``cli.utils.deployment._resource_config_for_compare``  :func:`runpod_flash_native.deployment.resource_config_for_compare`
+``cli.commands.build.create_tarball``                  :func:`runpod_flash_native.build.create_tarball`
 ``ast`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``, ``stubs.local_modules``   :data:`runpod_flash_native._astcache.flash_ast` (memoized ``ast.parse``/``ast.walk``)
 =====================================================  ===========================================================
 
@@ -105,6 +106,8 @@ SITES: tuple[_Site, ...] = (
         for name, params in (_LOAD, _TREE)
     ),
     _Site(_DEPLOYMENT, "_resource_config_for_compare", ("config",), _N_DEPLOYMENT, "resource_config_for_compare"),
+    _Site(_BUILD, "create_tarball", ("build_dir", "output_path", "app_name", "excluded_packages"),
+          _N_BUILD, "create_tarball"),
     # flash parses every shipped file several times per build (see _astcache).
     *(_Site(module, "ast", None, _N_AST, "flash_ast") for module in (_BUILD, _SCANNER, _LOCAL_MODULES)),
 )

@@ -35,6 +35,7 @@ EXPECTED_SITES = {
     ("runpod_flash.cli.commands.run", "load_ignore_patterns"): ("runpod_flash_native.ignore", "load_ignore_patterns"),
     ("runpod_flash.cli.commands.run", "get_file_tree"): ("runpod_flash_native.ignore", "get_file_tree"),
     ("runpod_flash.cli.utils.deployment", "_resource_config_for_compare"): ("runpod_flash_native.deployment", "resource_config_for_compare"),
+    ("runpod_flash.cli.commands.build", "create_tarball"): ("runpod_flash_native.build", "create_tarball"),
     ("runpod_flash.cli.commands.build", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
     ("runpod_flash.cli.commands.build_utils.scanner", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
     ("runpod_flash.stubs.local_modules", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
@@ -367,6 +368,7 @@ def spy(mod, name):
 spy(nb, "compute_source_fingerprint")
 spy(ni, "load_ignore_patterns")
 spy(ni, "get_file_tree")
+spy(nb, "create_tarball")
 from runpod_flash_native.flash_cli import main
 rc = main(["build"])
 print("NATIVE-CALLS " + json.dumps(calls))
@@ -384,12 +386,20 @@ def _build(root: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def _archive_members(root: Path) -> dict[str, bytes | None]:
+    return {name: data for name, (data, _) in _archive_entries(root).items()}
+
+
+def _archive_entries(root: Path) -> dict[str, tuple[bytes | None, tuple]]:
+    """name -> (content, (type, mode, size, uid, gid, uname, gname, linkname,
+    mtime for files and links)). Directory mtimes are build-time stamps."""
     members = {}
     with tarfile.open(root / ".flash" / "artifact.tar.gz") as tar:
         for m in tar.getmembers():
             name = m.name[2:] if m.name.startswith("./") else m.name
             data = tar.extractfile(m).read() if m.isfile() else None
-            members[name] = data
+            meta = (m.type, m.mode, m.size, m.uid, m.gid, m.uname, m.gname, m.linkname,
+                    None if m.isdir() else m.mtime)
+            members[name] = (data, meta)
     return members
 
 
@@ -409,6 +419,7 @@ def test_e2e_flash_build_vs_flash_native_build(tmp_path):
     assert calls["compute_source_fingerprint"] == 1
     assert calls["load_ignore_patterns"] >= 2  # build + scanner
     assert calls["get_file_tree"] >= 2
+    assert calls["create_tarball"] == 1
 
     flash_manifest, native_manifest = _manifest(flash_root), _manifest(native_root)
     assert native_manifest["source_fingerprint"] == flash_manifest["source_fingerprint"]
@@ -428,6 +439,12 @@ def test_e2e_flash_build_vs_flash_native_build(tmp_path):
         and n != "flash_manifest.json" and not n.startswith("handler_")
     )
     assert user_files == SHIPPED
+    flash_entries, native_entries = _archive_entries(flash_root), _archive_entries(native_root)
+    for rel in SHIPPED:  # same metadata; the file mtimes are their sources' (copy2 keeps them)
+        (n_data, n_meta), (f_data, f_meta) = native_entries[rel], flash_entries[rel]
+        assert n_data == f_data and n_meta[:-1] == f_meta[:-1], rel
+        assert n_meta[-1] == (native_root / rel).stat().st_mtime, rel
+        assert f_meta[-1] == (flash_root / rel).stat().st_mtime, rel
 
     # our CLI agrees with both builds
     cli = subprocess.run(
