@@ -28,10 +28,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import runpod_flash_native
 from runpod_flash_native import scope
 from runpod_flash_native.build import compute_source_fingerprint, fingerprint_project, fingerprint_project_files
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+# the directory holding the package the tests import (site-packages after a
+# plain `pip install .`, the checkout after an in-place build): never the
+# source tree without its compiled extension
+PACKAGE_ROOT = Path(runpod_flash_native.__file__).resolve().parent.parent
 FP = "_FLASH_SOURCE_FINGERPRINT"
 
 
