@@ -27,7 +27,7 @@ import threading
 import types
 from collections.abc import Iterator
 
-__all__ = ["MAX_CACHED_SOURCE_CHARS", "make_module"]
+__all__ = ["MAX_CACHED_SOURCE_CHARS", "flash_ast", "flash_ast_imports", "make_module"]
 
 #: Sources are cached until their lengths add up to this many characters (an
 #: AST takes roughly 10-20x its source in memory); later ones are parsed as
@@ -42,6 +42,7 @@ class _Cache:
         # id(tree) -> (tree, its ast.walk order); only for trees this cache parsed,
         # so the memory is bounded by the trees themselves.
         self.walks: dict[int, tuple[ast.AST, list[ast.AST]]] = {}
+        self.import_walks: dict[int, tuple[ast.AST, list[ast.AST]]] = {}
         self.root_ids: set[int] = set()
         self.chars = 0
 
@@ -68,26 +69,73 @@ class _Cache:
             return iter(entry[1])
         if id(node) not in self.root_ids:
             return ast.walk(node)
-        order = list(ast.walk(node))
+        order = _walk_order(node)
         with self.lock:
             self.walks[id(node)] = (node, order)
         return iter(order)
+
+    def walk_imports(self, node: ast.AST) -> Iterator[ast.AST]:
+        """``walk`` restricted to the nodes ``local_modules._walk`` acts on
+        (``Import``, ``ImportFrom``, ``Call``), in ``ast.walk``'s order: that
+        loop does nothing for any other node, so it does exactly what it did."""
+        entry = self.import_walks.get(id(node))
+        if entry is not None and entry[0] is node:
+            return iter(entry[1])
+        if id(node) not in self.root_ids:
+            return ast.walk(node)
+        order = [n for n in self.walk(node) if isinstance(n, _IMPORT_NODES)]
+        with self.lock:
+            self.import_walks[id(node)] = (node, order)
+        return iter(order)
+
+
+_IMPORT_NODES = (ast.Import, ast.ImportFrom, ast.Call)
+_AST = ast.AST
+
+
+def _walk_order(root: ast.AST) -> list[ast.AST]:
+    """``list(ast.walk(root))``, without its generator and deque: breadth
+    first, each node's children in ``_fields`` order, list items in order
+    (``ast.iter_child_nodes``'s definition), so the same nodes in the same order."""
+    order = [root]
+    append = order.append
+    i = 0
+    while i < len(order):
+        node = order[i]
+        i += 1
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, _AST):
+                append(value)
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, _AST):
+                        append(item)
+    return order
+
+
+def _module(cache: _Cache, walk: object) -> types.ModuleType:
+    mod = types.ModuleType("ast", ast.__doc__)
+    mod.__dict__.update({k: v for k, v in vars(ast).items() if not k.startswith("__")})
+    mod.parse = cache.parse  # type: ignore[attr-defined]
+    mod.walk = walk  # type: ignore[attr-defined]
+    mod._rfn_cache = cache  # type: ignore[attr-defined]
+    return mod
 
 
 def make_module() -> types.ModuleType:
     """A fresh memoizing ``ast`` module (its own, empty cache)."""
     cache = _Cache()
-    mod = types.ModuleType("ast", ast.__doc__)
-    mod.__dict__.update({k: v for k, v in vars(ast).items() if not k.startswith("__")})
-    mod.parse = cache.parse  # type: ignore[attr-defined]
-    mod.walk = cache.walk  # type: ignore[attr-defined]
-    mod._rfn_cache = cache  # type: ignore[attr-defined]
-    return mod
+    return _module(cache, cache.walk)
 
 
 #: The instance the patch installs (one cache per process, emptied by
 #: :func:`clear` when the patch is undone).
 flash_ast = make_module()
+#: The same cache for ``runpod_flash.stubs.local_modules``, whose only
+#: ``ast.walk`` loop acts on import nodes and calls alone (see
+#: :meth:`_Cache.walk_imports`).
+flash_ast_imports = _module(flash_ast._rfn_cache, flash_ast._rfn_cache.walk_imports)  # type: ignore[attr-defined]
 
 
 def clear() -> None:
@@ -96,5 +144,6 @@ def clear() -> None:
     with cache.lock:
         cache.trees.clear()
         cache.walks.clear()
+        cache.import_walks.clear()
         cache.root_ids.clear()
         cache.chars = 0

@@ -16,7 +16,9 @@ flash module attribute                                 native replacement
 ``cli.commands.run.load_ignore_patterns`` / ``get_file_tree`` (``flash dev``)   (same)
 ``cli.utils.deployment._resource_config_for_compare``  :func:`runpod_flash_native.deployment.resource_config_for_compare`
 ``cli.commands.build.create_tarball``                  :func:`runpod_flash_native.build.create_tarball`
-``ast`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``, ``stubs.local_modules``   :data:`runpod_flash_native._astcache.flash_ast` (memoized ``ast.parse``/``ast.walk``)
+``ast`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``   :data:`runpod_flash_native._astcache.flash_ast` (memoized ``ast.parse``/``ast.walk``)
+``ast`` in ``stubs.local_modules``                     :data:`runpod_flash_native._astcache.flash_ast_imports` (the same cache; ``walk`` yields only the import and call nodes flash looks at)
+``cli.commands.build.validate_local_module_imports``   :func:`runpod_flash_native._validate.validate_local_module_imports` (flash's function, file-system reads memoized per call)
 =====================================================  ===========================================================
 
 ``runpod_flash.cli.utils.ignore`` itself is left alone: flash's own modules
@@ -90,6 +92,7 @@ _N_DEPLOYMENT = "runpod_flash_native.deployment"
 _LOCAL_MODULES = "runpod_flash.stubs.local_modules"
 _N_AST = "runpod_flash_native._astcache"
 _N_HOOKS = "runpod_flash_native._build_hooks"
+_N_VALIDATE = "runpod_flash_native._validate"
 
 _LOAD = ("load_ignore_patterns", ("project_dir",))
 _TREE = ("get_file_tree", ("directory", "spec", "base_dir"))
@@ -108,8 +111,13 @@ SITES: tuple[_Site, ...] = (
     _Site(_DEPLOYMENT, "_resource_config_for_compare", ("config",), _N_DEPLOYMENT, "resource_config_for_compare"),
     _Site(_BUILD, "create_tarball", ("build_dir", "output_path", "app_name", "excluded_packages"),
           _N_BUILD, "create_tarball"),
-    # flash parses every shipped file several times per build (see _astcache).
-    *(_Site(module, "ast", None, _N_AST, "flash_ast") for module in (_BUILD, _SCANNER, _LOCAL_MODULES)),
+    # flash parses every shipped file several times per build (see _astcache);
+    # local_modules only looks at import nodes and calls in what ast.walk yields.
+    *(_Site(module, "ast", None, _N_AST, "flash_ast") for module in (_BUILD, _SCANNER)),
+    _Site(_LOCAL_MODULES, "ast", None, _N_AST, "flash_ast_imports"),
+    # flash's own validation, with its file-system reads memoized per call
+    _Site(_BUILD, "validate_local_module_imports", ("files", "project_dir"), _N_VALIDATE,
+          "validate_local_module_imports"),
 )
 
 _lock = threading.RLock()
@@ -218,6 +226,14 @@ def patch_flash() -> bool:
             setattr(modules[site.module], site.attr, native)
             _active[site.key] = (original, native)
         return True
+
+
+def flash_original(module: str, attr: str) -> object | None:
+    """flash's own object at a site the patch replaced, or None when that site
+    is not patched (the native wrappers that run flash's code call it)."""
+    with _lock:
+        entry = _active.get((module, attr))
+        return entry[0] if entry is not None else None
 
 
 def unpatch_flash() -> bool:

@@ -38,7 +38,8 @@ EXPECTED_SITES = {
     ("runpod_flash.cli.commands.build", "create_tarball"): ("runpod_flash_native.build", "create_tarball"),
     ("runpod_flash.cli.commands.build", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
     ("runpod_flash.cli.commands.build_utils.scanner", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
-    ("runpod_flash.stubs.local_modules", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
+    ("runpod_flash.stubs.local_modules", "ast"): ("runpod_flash_native._astcache", "flash_ast_imports"),
+    ("runpod_flash.cli.commands.build", "validate_local_module_imports"): ("runpod_flash_native._validate", "validate_local_module_imports"),
 }
 
 
