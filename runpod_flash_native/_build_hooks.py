@@ -26,12 +26,14 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+import sys
 from runpod_flash.cli.commands.build_utils.manifest import ManifestBuilder as _FlashManifestBuilder
+from runpod_flash.cli.commands.build_utils.scanner import RuntimeScanner as _FlashRuntimeScanner
 
 from . import build as _build
 from . import scope as _scope
 
-__all__ = ["ManifestBuilder", "compute_source_fingerprint"]
+__all__ = ["ManifestBuilder", "RuntimeScanner", "compute_source_fingerprint"]
 
 _handover = threading.local()
 
@@ -43,6 +45,39 @@ class ManifestBuilder(_FlashManifestBuilder):  # type: ignore[misc]
         manifest = super().build()
         _handover.manifest = manifest if isinstance(manifest, dict) else None
         return manifest
+
+
+_bytecode_lock = threading.Lock()
+_scans = 0
+_saved_dont_write: bool | None = None
+
+
+class RuntimeScanner(_FlashRuntimeScanner):  # type: ignore[misc]
+    """flash's scanner; its discovery writes no ``.pyc`` files.
+
+    The scanner imports every shipped module from the build directory, and
+    Python writes a ``__pycache__/*.pyc`` beside each one; ``run_build``
+    deletes them all again (``cleanup_python_bytecode``) before it packs the
+    archive. Not writing them leaves the build directory as flash leaves it
+    and saves a file create + write per module (~15% of the scan on a
+    3,000-module app). ``sys.dont_write_bytecode`` is process-wide: it is set
+    while at least one discovery runs and restored when the last ends.
+    """
+
+    def discover_remote_functions(self) -> Any:
+        global _scans, _saved_dont_write
+        with _bytecode_lock:
+            if _scans == 0:
+                _saved_dont_write = sys.dont_write_bytecode
+                sys.dont_write_bytecode = True
+            _scans += 1
+        try:
+            return super().discover_remote_functions()
+        finally:
+            with _bytecode_lock:
+                _scans -= 1
+                if _scans == 0:
+                    sys.dont_write_bytecode = bool(_saved_dont_write)
 
 
 def compute_source_fingerprint(

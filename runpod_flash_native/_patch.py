@@ -18,6 +18,7 @@ flash module attribute                                 native replacement
 ``cli.commands.build.create_tarball``                  :func:`runpod_flash_native.build.create_tarball`
 ``ast`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``   :data:`runpod_flash_native._astcache.flash_ast` (memoized ``ast.parse``/``ast.walk``)
 ``ast`` in ``stubs.local_modules``                     :data:`runpod_flash_native._astcache.flash_ast_imports` (the same cache; ``walk`` yields only the import and call nodes flash looks at)
+``cli.commands.build.RuntimeScanner``                  :class:`runpod_flash_native._build_hooks.RuntimeScanner` (flash's, writing no ``.pyc`` that ``run_build`` deletes anyway)
 ``cli.commands.build.validate_local_module_imports``   :func:`runpod_flash_native._validate.validate_local_module_imports` (flash's function, file-system reads memoized per call)
 =====================================================  ===========================================================
 
@@ -115,6 +116,7 @@ SITES: tuple[_Site, ...] = (
     # local_modules only looks at import nodes and calls in what ast.walk yields.
     *(_Site(module, "ast", None, _N_AST, "flash_ast") for module in (_BUILD, _SCANNER)),
     _Site(_LOCAL_MODULES, "ast", None, _N_AST, "flash_ast_imports"),
+    _Site(_BUILD, "RuntimeScanner", ("project_dir",), _N_HOOKS, "RuntimeScanner"),
     # flash's own validation, with its file-system reads memoized per call
     _Site(_BUILD, "validate_local_module_imports", ("files", "project_dir"), _N_VALIDATE,
           "validate_local_module_imports"),

@@ -39,6 +39,7 @@ EXPECTED_SITES = {
     ("runpod_flash.cli.commands.build", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
     ("runpod_flash.cli.commands.build_utils.scanner", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
     ("runpod_flash.stubs.local_modules", "ast"): ("runpod_flash_native._astcache", "flash_ast_imports"),
+    ("runpod_flash.cli.commands.build", "RuntimeScanner"): ("runpod_flash_native._build_hooks", "RuntimeScanner"),
     ("runpod_flash.cli.commands.build", "validate_local_module_imports"): ("runpod_flash_native._validate", "validate_local_module_imports"),
 }
 
@@ -370,6 +371,13 @@ spy(nb, "compute_source_fingerprint")
 spy(ni, "load_ignore_patterns")
 spy(ni, "get_file_tree")
 spy(nb, "create_tarball")
+import runpod_flash_native._validate as nv, runpod_flash_native._build_hooks as nh
+spy(nv, "validate_local_module_imports")
+flash_discover = nh._FlashRuntimeScanner.discover_remote_functions
+def discover(self):
+    calls["scan_dont_write_bytecode"] = sys.dont_write_bytecode
+    return flash_discover(self)
+nh._FlashRuntimeScanner.discover_remote_functions = discover
 from runpod_flash_native.flash_cli import main
 rc = main(["build"])
 print("NATIVE-CALLS " + json.dumps(calls))
@@ -421,6 +429,8 @@ def test_e2e_flash_build_vs_flash_native_build(tmp_path):
     assert calls["load_ignore_patterns"] >= 2  # build + scanner
     assert calls["get_file_tree"] >= 2
     assert calls["create_tarball"] == 1
+    assert calls["validate_local_module_imports"] == 1
+    assert calls["scan_dont_write_bytecode"] is True
 
     flash_manifest, native_manifest = _manifest(flash_root), _manifest(native_root)
     assert native_manifest["source_fingerprint"] == flash_manifest["source_fingerprint"]
