@@ -80,12 +80,28 @@ class RuntimeScanner(_FlashRuntimeScanner):  # type: ignore[misc]
                     sys.dont_write_bytecode = bool(_saved_dont_write)
 
 
+def _scoped(project_dir: str | os.PathLike[str]) -> bool:
+    """The scoped-rolls switch for a build. A broken ``pyproject.toml`` (flash
+    itself never reads it) does not fail the build: it gets a warning and
+    flash's own global fingerprint, which rolls every endpoint that takes
+    source changes, so nothing is missed. An invalid
+    ``FLASH_NATIVE_SCOPED_ROLLS`` value is the user's explicit request and
+    still fails with its ``ValueError``."""
+    try:
+        return _scope.scoped_rolls_enabled(project_dir)
+    except ValueError as e:
+        if os.environ.get(_scope.ENV_SWITCH) is not None:
+            raise
+        sys.stderr.write(f"flash-native: warning: {e}; scoped rolls are off for this build\n")
+        return False
+
+
 def compute_source_fingerprint(
     project_dir: str | os.PathLike[str], files: Iterable[str | os.PathLike[str]]
 ) -> str | None:
     """flash's fingerprint, or None for a build whose manifest was scoped."""
     manifest = getattr(_handover, "manifest", None)
     _handover.manifest = None
-    if manifest is None or not _scope.scoped_rolls_enabled(project_dir):
+    if manifest is None or not _scoped(project_dir):
         return _build.compute_source_fingerprint(project_dir, files)
     return _scope.fingerprint_for_build(project_dir, files, manifest, enabled=True)

@@ -765,3 +765,27 @@ def test_other_endpoints_dependencies_are_shared(tmp_path):
     files, _ = fingerprint_project_files(tmp_path)
     kept = [f for f in files if Path(f).name != "b.py"]
     assert no_deps["A"] == compute_source_fingerprint(tmp_path, kept)  # plain framing without declarations
+
+
+def test_build_with_a_broken_pyproject_gets_flash_fingerprint_and_a_warning(tmp_path, monkeypatch, capsys):
+    """flash never reads pyproject.toml, so a broken one must not fail
+    `flash-native build`: the build gets flash's global fingerprint (every
+    endpoint rolls: nothing missed) and one warning naming the file; an
+    invalid FLASH_NATIVE_SCOPED_ROLLS value still fails."""
+    from runpod_flash_native import _build_hooks
+
+    root = tmp_path / "app"
+    write_tree(root, {"worker.py": "x = 1\n", "pyproject.toml": "[tool.runpod-flash-native\nscoped-rolls = true\n"})
+    files = [root / "worker.py", root / "pyproject.toml"]
+    monkeypatch.delenv(scope.ENV_SWITCH, raising=False)
+    with pytest.raises(ValueError, match="invalid TOML"):
+        scope.scoped_rolls_enabled(root)
+    _build_hooks._handover.manifest = {"resources": {}}
+    got = _build_hooks.compute_source_fingerprint(root, files)
+    assert got == compute_source_fingerprint(root, files)
+    err = capsys.readouterr().err
+    assert "pyproject.toml" in err and "invalid TOML" in err and "scoped rolls are off" in err
+    monkeypatch.setenv(scope.ENV_SWITCH, "maybe")
+    _build_hooks._handover.manifest = {"resources": {}}
+    with pytest.raises(ValueError, match=scope.ENV_SWITCH):
+        _build_hooks.compute_source_fingerprint(root, files)
