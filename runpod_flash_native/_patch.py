@@ -19,6 +19,7 @@ flash module attribute                                 native replacement
 ``ast`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``   :data:`runpod_flash_native._astcache.flash_ast` (memoized ``ast.parse``/``ast.walk``)
 ``ast`` in ``stubs.local_modules``                     :data:`runpod_flash_native._astcache.flash_ast_imports` (the same cache; ``walk`` yields only the import and call nodes flash looks at)
 ``cli.commands.build.RuntimeScanner``                  :class:`runpod_flash_native._build_hooks.RuntimeScanner` (flash's, writing no ``.pyc`` that ``run_build`` deletes anyway)
+``threading`` in ``cli.commands.build_utils.scanner``  :data:`runpod_flash_native._threadshim.scanner_threading` (module imports on one reused daemon thread)
 ``cli.commands.build.validate_local_module_imports``   :func:`runpod_flash_native._validate.validate_local_module_imports` (flash's function, file-system reads memoized per call)
 =====================================================  ===========================================================
 
@@ -71,7 +72,7 @@ class FlashPatchWarning(UserWarning):
 class _Site:
     module: str
     attr: str
-    params: tuple[str, ...] | None  # flash's signature; None: the attribute is the stdlib ast module
+    params: tuple[str, ...] | None  # flash's signature; None: the attribute is the stdlib module `attr`
     native_module: str
     native_attr: str
 
@@ -117,6 +118,8 @@ SITES: tuple[_Site, ...] = (
     *(_Site(module, "ast", None, _N_AST, "flash_ast") for module in (_BUILD, _SCANNER)),
     _Site(_LOCAL_MODULES, "ast", None, _N_AST, "flash_ast_imports"),
     _Site(_BUILD, "RuntimeScanner", ("project_dir",), _N_HOOKS, "RuntimeScanner"),
+    # the scanner's one thread per imported module, as one reused thread
+    _Site(_SCANNER, "threading", None, "runpod_flash_native._threadshim", "scanner_threading"),
     # flash's own validation, with its file-system reads memoized per call
     _Site(_BUILD, "validate_local_module_imports", ("files", "project_dir"), _N_VALIDATE,
           "validate_local_module_imports"),
@@ -150,11 +153,9 @@ def version_supported(version: str | None) -> bool:
     return parsed is not None and _MIN_VERSION <= parsed < _MAX_VERSION_EXCLUSIVE
 
 
-def _shape_matches(obj: object, params: tuple[str, ...] | None) -> bool:
-    if params is None:
-        import ast
-
-        return obj is ast
+def _shape_matches(obj: object, params: tuple[str, ...] | None, attr: str = "ast") -> bool:
+    if params is None:  # the attribute is the stdlib module of that name
+        return obj is importlib.import_module(attr)
     if not callable(obj):
         return False
     try:
@@ -218,8 +219,8 @@ def patch_flash() -> bool:
             native = natives[site.key]
             if current is native:
                 continue  # already patched
-            if not _shape_matches(current, site.params):
-                expected = "the ast module" if site.params is None else ", ".join(site.params)
+            if not _shape_matches(current, site.params, site.attr):
+                expected = f"the {site.attr} module" if site.params is None else ", ".join(site.params)
                 _warn(f"{site} does not have flash's signature ({expected}); left unpatched")
                 continue
             todo.append((site, current, native))

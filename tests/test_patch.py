@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -39,6 +40,7 @@ EXPECTED_SITES = {
     ("runpod_flash.cli.commands.build", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
     ("runpod_flash.cli.commands.build_utils.scanner", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
     ("runpod_flash.stubs.local_modules", "ast"): ("runpod_flash_native._astcache", "flash_ast_imports"),
+    ("runpod_flash.cli.commands.build_utils.scanner", "threading"): ("runpod_flash_native._threadshim", "scanner_threading"),
     ("runpod_flash.cli.commands.build", "RuntimeScanner"): ("runpod_flash_native._build_hooks", "RuntimeScanner"),
     ("runpod_flash.cli.commands.build", "validate_local_module_imports"): ("runpod_flash_native._validate", "validate_local_module_imports"),
 }
@@ -60,6 +62,8 @@ def flash_sites():
     for (module, attr), fn in originals.items():
         if attr == "ast":
             assert fn is ast, (module, attr, fn)
+        elif attr == "threading":
+            assert fn is threading, (module, attr, fn)
         elif attr == "ManifestBuilder":
             assert fn.__module__ == "runpod_flash.cli.commands.build_utils.manifest", (module, attr, fn)
         else:
