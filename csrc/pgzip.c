@@ -2,6 +2,7 @@
 #include "pgzip.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Four histograms break the store-to-load dependency a single table has on
@@ -40,6 +41,51 @@ rfn_pgz_entropy(const unsigned char *buf, size_t len, size_t segment_size, doubl
         size_t n = len - off < segment_size ? len - off : segment_size;
         out[i] = rfn_pgz_segment_entropy(buf + off, n);
     }
+}
+
+#define RFN_PGZ_HASH_BITS 15
+
+static uint32_t
+rfn_pgz_load32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* The table keeps the last position (+1; 0 is empty) of each hash of 4
+ * bytes: a candidate is verified, so the count has no false positives; a
+ * match whose slot was overwritten by a colliding position is missed, which
+ * only makes a segment look less compressible than deflate would find it
+ * (callers bound what that costs). */
+int
+rfn_pgz_matches(const unsigned char *buf, size_t len, size_t start, size_t segment_size, uint64_t *out)
+{
+    size_t segments = (len - start) / segment_size + ((len - start) % segment_size != 0);
+    memset(out, 0, sizeof *out * segments);
+    if (len < 4) {
+        return 0;
+    }
+    uint32_t *table = calloc((size_t)1 << RFN_PGZ_HASH_BITS, sizeof *table);
+    if (table == NULL) {
+        return -1;
+    }
+    size_t from = start > RFN_PGZ_DISTANCE ? start - RFN_PGZ_DISTANCE : 0;
+    for (size_t i = from; i + 4 <= len; i++) {
+        uint32_t v = rfn_pgz_load32(buf + i);
+        uint32_t h = (v * 2654435761u) >> (32 - RFN_PGZ_HASH_BITS);
+        uint32_t cand = table[h];
+        table[h] = (uint32_t)(i - from + 1);
+        if (i < start || cand == 0) {
+            continue;
+        }
+        size_t j = from + cand - 1;
+        if (i - j <= RFN_PGZ_DISTANCE && rfn_pgz_load32(buf + j) == v) {
+            out[(i - start) / segment_size]++;
+        }
+    }
+    free(table);
+    return 0;
 }
 
 /* CRC-32 as a linear map over GF(2): appending len2 zero bytes to A is

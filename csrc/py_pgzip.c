@@ -60,6 +60,79 @@ exit:
     return result;
 }
 
+PyDoc_STRVAR(rfn_pyz_lz_matches_doc,
+"lz_matches(data, start, segment_size, /)\n--\n\n"
+"For each segment_size-byte segment of data[start:], how many of its positions\n"
+"begin 4 bytes that also stand at most 32 KiB earlier in data (data[:start] is\n"
+"the history before it), as found by a one-entry-per-hash table (a slight\n"
+"undercount, never an overcount). A list of ints. The GIL is released.");
+
+static PyObject *
+rfn_pyz_lz_matches(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *result = NULL;
+    uint64_t *counts = NULL;
+    Py_buffer view = {0};
+    int have_view = 0, rc;
+
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "lz_matches expected 3 arguments, got %zd", nargs);
+        goto exit;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) {
+        goto exit;
+    }
+    Py_ssize_t segment = PyLong_AsSsize_t(args[2]);
+    if (segment == -1 && PyErr_Occurred()) {
+        goto exit;
+    }
+    if (segment <= 0) {
+        PyErr_SetString(PyExc_ValueError, "segment_size must be positive");
+        goto exit;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        goto exit;
+    }
+    have_view = 1;
+    if (start < 0 || start > view.len) {
+        PyErr_SetString(PyExc_ValueError, "start must be within data");
+        goto exit;
+    }
+    Py_ssize_t rest = view.len - start;
+    Py_ssize_t count = rest / segment + (rest % segment != 0);
+    counts = PyMem_Malloc(sizeof(uint64_t) * (size_t)(count ? count : 1));
+    if (counts == NULL) {
+        PyErr_NoMemory();
+        goto exit;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = rfn_pgz_matches(view.buf, (size_t)view.len, (size_t)start, (size_t)segment, counts);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto exit;
+    }
+    result = PyList_New(count);
+    if (result == NULL) {
+        goto exit;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *n = PyLong_FromUnsignedLongLong(counts[i]);
+        if (n == NULL) {
+            Py_CLEAR(result);
+            goto exit;
+        }
+        PyList_SET_ITEM(result, i, n);
+    }
+exit:
+    PyMem_Free(counts);
+    if (have_view) {
+        PyBuffer_Release(&view);
+    }
+    return result;
+}
+
 PyDoc_STRVAR(rfn_pyz_crc32_combine_doc,
 "crc32_combine(crc1, crc2, len2, /)\n--\n\n"
 "CRC-32 of A + B given crc1 = crc32(A), crc2 = crc32(B) and len2 = len(B).");
@@ -89,6 +162,8 @@ rfn_pyz_crc32_combine(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssi
 static PyMethodDef rfn_pyz_methods[] = {
     {"byte_entropy", (PyCFunction)(void (*)(void))rfn_pyz_byte_entropy, METH_FASTCALL,
      rfn_pyz_byte_entropy_doc},
+    {"lz_matches", (PyCFunction)(void (*)(void))rfn_pyz_lz_matches, METH_FASTCALL,
+     rfn_pyz_lz_matches_doc},
     {"crc32_combine", (PyCFunction)(void (*)(void))rfn_pyz_crc32_combine, METH_FASTCALL,
      rfn_pyz_crc32_combine_doc},
     {NULL, NULL, 0, NULL},

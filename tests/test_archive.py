@@ -191,7 +191,71 @@ def test_random_data_is_stored_without_deflate_effort(tmp_path):
     framing = 5 * math.ceil(len(data) / 0xFFFF) + 5 * (len(data) // _pgzip.BLOCK_SIZE) + 64
     assert len(data) < len(out) <= len(data) + framing
     assert spy.fed[_pgzip.LEVEL] == 0  # level 9 never saw it
-    assert spy.fed[1] == len(data)  # every segment was tried at level 1 (and did not shrink)
+    assert spy.fed[1] == 0  # nor level 1: entropy and the match scan sufficed
+
+
+@pytest.mark.parametrize("period", [30_000, 32 << 10])
+def test_high_entropy_repeats_within_the_window_are_compressed(tmp_path, period):
+    """A random pattern repeated at a distance up to deflate's 32 KiB window
+    measures >= STORE_ENTROPY per segment, yet deflate halves it: the match
+    scan must send it to deflate, never to stored blocks."""
+    pattern = random.Random(period).randbytes(period)
+    data = pattern * ((4 << 20) // period)
+    assert min(_fingerprint.byte_entropy(data, _pgzip.SEGMENT_SIZE)) >= _pgzip.STORE_ENTROPY
+    spy = Spy(_pgzip.deflate_module())
+    out = write_stream(tmp_path / "w.gz", [data], module=spy)
+    assert gunzip_one_member(out) == data
+    ref = zlib.compressobj(9, zlib.DEFLATED, 31)
+    ref_len = len(ref.compress(data) + ref.flush())
+    assert len(out) <= 1.01 * ref_len, (len(out), ref_len)
+    if period <= 32768 - 262:  # zlib's reach: the window less its lookahead
+        assert ref_len < len(data) // 2 and len(out) < len(data) // 2
+
+
+def _lz_model(data: bytes, start: int, segment: int) -> tuple[list[int], list[int]]:
+    """(the one-slot-per-hash count lz_matches defines, the true count of
+    positions whose 4 bytes stand within the 32 KiB before them)."""
+    bits, dist = 15, 32768  # csrc/pgzip.c RFN_PGZ_HASH_BITS, deflate's window
+    n = len(data)
+    segs = (n - start + segment - 1) // segment
+    model, true = [0] * segs, [0] * segs
+    table: dict[int, int] = {}
+    first = max(0, start - dist)
+    for i in range(first, n - 3):
+        v = int.from_bytes(data[i:i + 4], "little")
+        h = ((v * 2654435761) & 0xFFFFFFFF) >> (32 - bits)
+        j = table.get(h)
+        table[h] = i
+        if i < start:
+            continue
+        if j is not None and i - j <= dist and data[j:j + 4] == data[i:i + 4]:
+            model[(i - start) // segment] += 1
+        if data[i:i + 4] in data[max(0, i - dist):i + 3]:
+            true[(i - start) // segment] += 1
+    return model, true
+
+
+@given(st.binary(max_size=600).flatmap(lambda b: st.tuples(st.just(b), st.integers(0, len(b)), st.integers(1, 200))))
+@settings(max_examples=200, deadline=None)
+def test_lz_matches_counts_verified_candidates_never_more_than_exist(args):
+    data, start, segment = args
+    got = _fingerprint.lz_matches(data, start, segment)
+    model, true = _lz_model(data, start, segment)
+    assert got == model
+    assert all(g <= t for g, t in zip(got, true))
+
+
+def test_lz_matches_finds_repeats_and_rejects_bad_arguments():
+    r = random.Random(5).randbytes(32 << 10)
+    assert _fingerprint.lz_matches(r, 0, 1 << 15) == [0]
+    assert _fingerprint.lz_matches(r + r, len(r), 1 << 15)[0] > len(r) // 10
+    assert _fingerprint.lz_matches(b"", 0, 4) == []
+    with pytest.raises(ValueError):
+        _fingerprint.lz_matches(b"abc", 4, 1)
+    with pytest.raises(ValueError):
+        _fingerprint.lz_matches(b"abc", 0, 0)
+    with pytest.raises(TypeError):
+        _fingerprint.lz_matches("abc", 0, 1)
 
 
 def test_a_segment_level_1_can_shrink_is_never_stored(tmp_path):
