@@ -117,7 +117,11 @@ def validate_local_module_imports(files: list[Path], project_dir: Path) -> None:
     import importlib
 
     flash_validate = _flash_function()
-    modules = [importlib.import_module(_BUILD), importlib.import_module(_LOCAL_MODULES)]
+    modules = [importlib.import_module(_BUILD)]
+    try:
+        modules.append(importlib.import_module(_LOCAL_MODULES))
+    except ImportError:  # a flash release without it
+        pass
     with _memoized(modules):
         # Only Path objects become _MemoPath: anything else reaches flash as
         # given, so it fails (or not) exactly as it would there.
