@@ -261,6 +261,9 @@ def copy_project_files(
             if key not in seen_parents:
                 seen_parents.add(key)
                 parents.append((i, Path(dst).parent))
+            if "\0" in dst:
+                # flash makes the parent, then copy2's stat raises ValueError
+                os.stat(src)  # type: ignore[arg-type]
         except Exception as e:  # noqa: BLE001 - re-raised after the files before it
             error = e
             break
@@ -289,7 +292,7 @@ def copy_project_files(
         created: list[tuple[int, str]] = []
         stop = n
         for i, parent in parents:
-            if i >= n:
+            if i > n:
                 break
             try:
                 _copy_mkdirs(parent, created, i)
