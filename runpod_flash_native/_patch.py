@@ -16,6 +16,7 @@ flash module attribute                                 native replacement
 ``cli.commands.run.load_ignore_patterns`` / ``get_file_tree`` (``flash dev``)   (same)
 ``cli.utils.deployment._resource_config_for_compare``  :func:`runpod_flash_native.deployment.resource_config_for_compare`
 ``cli.commands.build.create_tarball``                  :func:`runpod_flash_native.build.create_tarball`
+``cli.commands.build.copy_project_files``              :func:`runpod_flash_native.build.copy_project_files`
 ``ast`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``, ``stubs.local_modules``   :data:`runpod_flash_native._astcache.flash_ast` (memoized ``ast.parse``/``ast.walk``)
 =====================================================  ===========================================================
 
@@ -108,6 +109,7 @@ SITES: tuple[_Site, ...] = (
     _Site(_DEPLOYMENT, "_resource_config_for_compare", ("config",), _N_DEPLOYMENT, "resource_config_for_compare"),
     _Site(_BUILD, "create_tarball", ("build_dir", "output_path", "app_name", "excluded_packages"),
           _N_BUILD, "create_tarball"),
+    _Site(_BUILD, "copy_project_files", ("files", "source_dir", "dest_dir"), _N_BUILD, "copy_project_files"),
     # flash parses every shipped file several times per build (see _astcache).
     *(_Site(module, "ast", None, _N_AST, "flash_ast") for module in (_BUILD, _SCANNER, _LOCAL_MODULES)),
 )

@@ -36,6 +36,7 @@ EXPECTED_SITES = {
     ("runpod_flash.cli.commands.run", "get_file_tree"): ("runpod_flash_native.ignore", "get_file_tree"),
     ("runpod_flash.cli.utils.deployment", "_resource_config_for_compare"): ("runpod_flash_native.deployment", "resource_config_for_compare"),
     ("runpod_flash.cli.commands.build", "create_tarball"): ("runpod_flash_native.build", "create_tarball"),
+    ("runpod_flash.cli.commands.build", "copy_project_files"): ("runpod_flash_native.build", "copy_project_files"),
     ("runpod_flash.cli.commands.build", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
     ("runpod_flash.cli.commands.build_utils.scanner", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
     ("runpod_flash.stubs.local_modules", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
@@ -369,6 +370,7 @@ spy(nb, "compute_source_fingerprint")
 spy(ni, "load_ignore_patterns")
 spy(ni, "get_file_tree")
 spy(nb, "create_tarball")
+spy(nb, "copy_project_files")
 from runpod_flash_native.flash_cli import main
 rc = main(["build"])
 print("NATIVE-CALLS " + json.dumps(calls))
@@ -420,6 +422,7 @@ def test_e2e_flash_build_vs_flash_native_build(tmp_path):
     assert calls["load_ignore_patterns"] >= 2  # build + scanner
     assert calls["get_file_tree"] >= 2
     assert calls["create_tarball"] == 1
+    assert calls["copy_project_files"] == 1
 
     flash_manifest, native_manifest = _manifest(flash_root), _manifest(native_root)
     assert native_manifest["source_fingerprint"] == flash_manifest["source_fingerprint"]
