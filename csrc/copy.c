@@ -51,7 +51,8 @@ typedef struct {
     enum rfn_copy_method method;
     pthread_mutex_t lock;
     pthread_cond_t idle;        /* a worker finished */
-    size_t next;                /* next job to claim */
+    const size_t *order;        /* claim order (NULL: list order) */
+    size_t next;                /* next position in the claim order */
     size_t stop_at;             /* n, or the lowest failing index */
     rfn_copy_failure fail;
     unsigned running;
@@ -330,15 +331,16 @@ rfn_copy_one(rfn_copy_worker *w, rfn_copy_job *job, rfn_copy_failure *f)
     const char *dst = job->dst;
     struct stat sst, dstst, fst, after;
 
-    if (stat(dst, &dstst) == 0 && S_ISDIR(dstst.st_mode)) {
+    int have_dst = stat(dst, &dstst) == 0;
+    if (have_dst && S_ISDIR(dstst.st_mode)) {
         job->dst_into = rfn_copy_join_basename(dst, job->src);
         if (job->dst_into == NULL) {
             return rfn_copy_set(f, RFN_COPY_NOMEM, ENOMEM, RFN_COPY_PATH_DST);
         }
         dst = job->dst_into;
+        have_dst = stat(dst, &dstst) == 0;
     }
     int have_src = stat(job->src, &sst) == 0;
-    int have_dst = stat(dst, &dstst) == 0;
     if (have_src && have_dst && sst.st_dev == dstst.st_dev && sst.st_ino == dstst.st_ino) {
         return rfn_copy_set(f, RFN_COPY_SAME, 0, RFN_COPY_PATH_SRC);
     }
@@ -449,12 +451,19 @@ rfn_copy_worker_main(void *arg)
     rfn_copy_ctx *cx = w->cx;
     for (;;) {
         pthread_mutex_lock(&cx->lock);
-        if (cx->next >= cx->stop_at || rfn_copy_cancelled(cx)) {
-            pthread_mutex_unlock(&cx->lock);
+        size_t i = cx->n;
+        while (cx->next < cx->n && !rfn_copy_cancelled(cx)) {
+            size_t cand = cx->order != NULL ? cx->order[cx->next] : cx->next;
+            cx->next++;
+            if (cand < cx->stop_at) {   /* copy2 would never reach a job past a failure */
+                i = cand;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&cx->lock);
+        if (i == cx->n) {
             break;
         }
-        size_t i = cx->next++;
-        pthread_mutex_unlock(&cx->lock);
 
         rfn_copy_failure f = {RFN_COPY_OK, 0, RFN_COPY_PATH_SRC, i};
         if (rfn_copy_one(w, &cx->jobs[i], &f) < 0 && f.kind != RFN_COPY_INTERRUPTED) {
@@ -527,6 +536,80 @@ rfn_copy_cond_init(pthread_cond_t *cond)
 #endif
 }
 
+/* Big files first (largest first), then the rest in list order: a big file
+ * then overlaps the small ones instead of finishing alone at the end. Any
+ * order keeps the failure rule: no job past the first failure starts. */
+#define RFN_COPY_BIG ((off_t)16 << 20)
+
+typedef struct {
+    off_t size;
+    size_t index;
+} rfn_copy_big;
+
+static int
+rfn_copy_big_cmp(const void *a, const void *b)
+{
+    const rfn_copy_big *x = a, *y = b;
+    if (x->size != y->size) {
+        return x->size > y->size ? -1 : 1;
+    }
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Returns the claim order (malloc'd), or NULL for list order (no big file,
+ * or out of memory: list order is as correct, only slower). */
+static size_t *
+rfn_copy_plan_order(const rfn_copy_job *jobs, size_t n)
+{
+    rfn_copy_big *big = NULL;
+    size_t nbig = 0, cap = 0;
+    size_t *order = NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        if (stat(jobs[i].src, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= RFN_COPY_BIG) {
+            if (nbig == cap) {
+                cap = cap ? 2 * cap : 16;
+                rfn_copy_big *more = realloc(big, cap * sizeof(*big));
+                if (more == NULL) {
+                    goto exit;
+                }
+                big = more;
+            }
+            big[nbig].size = st.st_size;
+            big[nbig].index = i;
+            nbig++;
+        }
+    }
+    if (nbig == 0 || (nbig == 1 && big[0].index == 0)) {
+        goto exit;
+    }
+    order = malloc(n * sizeof(*order));
+    if (order == NULL) {
+        goto exit;
+    }
+    qsort(big, nbig, sizeof(*big), rfn_copy_big_cmp);
+    unsigned char *is_big = calloc(n, 1);
+    if (is_big == NULL) {
+        free(order);
+        order = NULL;
+        goto exit;
+    }
+    size_t k = 0;
+    for (size_t b = 0; b < nbig; b++) {
+        order[k++] = big[b].index;
+        is_big[big[b].index] = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!is_big[i]) {
+            order[k++] = i;
+        }
+    }
+    free(is_big);
+exit:
+    free(big);
+    return order;
+}
+
 static const char *
 rfn_copy_dst_used(const rfn_copy_job *job)
 {
@@ -539,6 +622,7 @@ rfn_copy_run(rfn_copy_job *jobs, size_t n, const rfn_copy_opts *opts, rfn_copy_f
     rfn_copy_ctx cx;
     pthread_t *threads = NULL;
     rfn_copy_worker *workers = NULL;
+    size_t *order = NULL;
     unsigned started = 0;
     int ret = -1, have_lock = 0, have_cond = 0;
 
@@ -570,6 +654,10 @@ rfn_copy_run(rfn_copy_job *jobs, size_t n, const rfn_copy_opts *opts, rfn_copy_f
         goto exit;
     }
     have_cond = 1;
+    if (nthreads > 1) {
+        order = rfn_copy_plan_order(jobs, n);
+        cx.order = order;
+    }
     threads = calloc(nthreads, sizeof(*threads));
     workers = calloc(nthreads, sizeof(*workers));
     if (threads == NULL || workers == NULL) {
@@ -640,6 +728,7 @@ exit:
     }
     free(threads);
     free(workers);
+    free(order);
     if (have_cond) {
         pthread_cond_destroy(&cx.idle);
     }

@@ -415,6 +415,33 @@ def test_first_bad_file_in_list_order_wins_with_any_thread_count(tmp_path):
     assert results == {(IsADirectoryError, errno.EISDIR)}
 
 
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_big_files_copied_first_still_obey_the_first_failure(tmp_path, threads):
+    """With several threads, big files start first (they overlap the small
+    ones); one after the first failure in list order is removed again, as
+    copy2 would never have written it, and so is its directory."""
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "z").mkdir()
+    small = [src / "a" / f"f{i}" for i in range(20)]
+    for p in small:
+        p.write_bytes(b"s" * 100)
+    big = src / "z" / "weights.bin"
+    with open(big, "wb") as fh:
+        fh.truncate(40 << 20)
+    early_big = src / "a" / "early.bin"
+    with open(early_big, "wb") as fh:
+        fh.truncate(20 << 20)
+    files = [early_big] + small[:5] + [src / "a" / "missing"] + small[5:] + [big]
+    with threads_env(threads):
+        e = run_copy(copy_project_files, files, src, tmp_path / "out")
+    assert error_key(e)[:2] == (FileNotFoundError, errno.ENOENT)
+    assert e.filename == str(src / "a" / "missing")
+    assert sorted(os.listdir(tmp_path / "out")) == ["a"]
+    assert sorted(os.listdir(tmp_path / "out" / "a")) == ["early.bin"] + [f"f{i}" for i in range(5)]
+    assert os.stat(tmp_path / "out" / "a" / "early.bin").st_size == 20 << 20
+
+
 def test_permission_errors_as_an_unprivileged_user(tmp_path, unprivileged):
     src = tmp_path / "src"
     src.mkdir()
