@@ -1,6 +1,6 @@
 """All benchmarks of runpod_flash_native against runpod-flash, in one command.
 
-    python benchmarks/run.py [--runs 7] [--cases T1,T2,T3,T4,T5,T6]
+    python benchmarks/run.py [--runs 7] [--cases T1,T2,T3,T4,T5,T6,T7]
                              [--data-dir benchmarks/data] [--output benchmarks/RESULTS.md]
 
 Cases (inputs generated deterministically under --data-dir, git-ignored, and
