@@ -1,6 +1,6 @@
 """All benchmarks of runpod_flash_native against runpod-flash, in one command.
 
-    python benchmarks/run.py [--runs 7] [--cases T1,T2,T3,T4,T5,T6]
+    python benchmarks/run.py [--runs 7] [--cases T1,T2,T3,T4,T5,T6,T7]
                              [--data-dir benchmarks/data] [--output benchmarks/RESULTS.md]
 
 Cases (inputs generated deterministically under --data-dir, git-ignored, and
@@ -22,6 +22,11 @@ reused while their recipe is unchanged):
       runpod_flash_native.build.create_tarball at 1, 2 and all threads
       (RUNPOD_FLASH_NATIVE_THREADS); the decompressed tar streams must be
       identical; archive sizes are recorded
+  T7  flash build's copy step: 3,000 files of 1-3 KiB in 280 packages plus
+      one 256 MiB weights file copied into a fresh destination directory per
+      run: flash's copy_project_files (shutil.copy2 per file) vs
+      runpod_flash_native.build.copy_project_files at 1, 2 and all threads;
+      the copies (content, mode, mtime_ns, xattrs) must be identical
 
 Implementations, each in its own process (so peak RSS growth is its own):
 "flash" is the installed runpod-flash (get_file_tree(d,
@@ -69,8 +74,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SEED = 20240601
-CASES = ("T1", "T2", "T3", "T4", "T5", "T6")
-FINGERPRINT_DATA = {"T1": "t1", "T2": "t2", "T3": "t3", "T5": "t1", "T6": "t6"}  # T6: archive input
+CASES = ("T1", "T2", "T3", "T4", "T5", "T6", "T7")
+FINGERPRINT_DATA = {"T1": "t1", "T2": "t2", "T3": "t3", "T5": "t1", "T6": "t6", "T7": "t7"}  # T6: archive input, T7: copy input
 ARCHIVE_IMPLS = {"flash": None, "native-1": "1", "native-2": "2", "native": None}  # -> THREADS env
 MiB = 1 << 20
 ANALYSIS_MARKER = "<!-- analysis: hand-written, kept by run.py -->"
@@ -85,6 +90,7 @@ TARGETS = {  # the issue's targets; verdicts() checks them
     "T2": "≥ 5× faster than flash; ≤ 1.1× raw SHA-256 time; RSS growth ≤ 16 MiB",
     "T4": "≥ 10× faster than flash's loop",
     "T6": "≥ 4× faster than flash's create_tarball; archive ≤ 1.01× flash's size",
+    "T7": "faster than flash's copy_project_files; identical copies",
 }
 
 
@@ -200,7 +206,56 @@ def build_t6(root: Path) -> None:
     _stamp(root, spec)
 
 
-BUILDERS = {"t1": build_t1, "t2": build_t2, "t3": build_t3, "t6": build_t6}
+T7_PACKAGES, T7_FILES, T7_WEIGHTS = 280, 3000, 256 * MiB
+
+
+def build_t7(root: Path) -> None:
+    """An app to copy: small modules in packages plus one weights file."""
+    spec = f"T7 seed={SEED} packages={T7_PACKAGES} files={T7_FILES} weights={T7_WEIGHTS}\n"
+    if _stamped(root, spec):
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    rng = random.Random(SEED)
+    for i in range(T7_FILES):
+        p = root / f"pkg{i % T7_PACKAGES:03}" / f"mod{i:04}.py"
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(rng.randbytes(rng.randint(1024, 3072)))
+    with open(root / "weights.bin", "wb") as fh:
+        for _ in range(T7_WEIGHTS // MiB):
+            fh.write(rng.randbytes(MiB))
+    _stamp(root, spec)
+
+
+def copy_impl(impl: str):
+    if impl == "flash":
+        from runpod_flash.cli.commands.build import copy_project_files
+    else:
+        from runpod_flash_native.build import copy_project_files
+        threads = ARCHIVE_IMPLS[impl]
+        if threads is None:
+            os.environ.pop("RUNPOD_FLASH_NATIVE_THREADS", None)
+        else:
+            os.environ["RUNPOD_FLASH_NATIVE_THREADS"] = threads
+    return copy_project_files
+
+
+def copy_digest(dest: Path) -> str:
+    """SHA-256 over every copied file's path, content, mode, mtime_ns and
+    user xattrs (what copy2 copies), in sorted path order."""
+    h = hashlib.sha256()
+    for p in sorted(q for q in dest.rglob("*") if q.is_file()):
+        st = p.stat()
+        h.update(f"{p.relative_to(dest)}\0{st.st_mode}\0{st.st_mtime_ns}\0".encode())
+        for name in sorted(n for n in os.listxattr(p) if n.startswith("user.")):
+            h.update(name.encode() + b"=" + os.getxattr(p, name))
+        with open(p, "rb") as fh:
+            while chunk := fh.read(MiB):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+BUILDERS = {"t1": build_t1, "t2": build_t2, "t3": build_t3, "t6": build_t6, "t7": build_t7}
 
 
 # ---- implementations (run inside a worker process) ----------------------------------------
@@ -278,7 +333,18 @@ def serve(case: str, impl: str, data_dir: Path, runs: int) -> None:
     """Worker process: set up (imports, inputs), print "ready", then one call
     per line on stdin, answering {"t": wall s, "cpu": s}. At EOF: the peak RSS
     growth over all calls and the (checked) result."""
-    if case == "T6":
+    if case == "T7":
+        fn = copy_impl(impl)
+        root = data_dir / "t7"
+        out_dir = data_dir / "t7.out" / impl
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir(parents=True)
+        files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != _stamp_path(root).name)
+        # a fresh destination per call; the weights copy is removed after
+        # each call (untimed) so that the page cache holds one at a time
+        inputs = [(files, root, out_dir / f"run{k}") for k in range(runs + 1)]
+        check = lambda out, a: None  # noqa: E731 - the copy is checked once, below
+    elif case == "T6":
         fn = archive_impl(impl)
         out_dir = data_dir / "t6.out"
         out_dir.mkdir(exist_ok=True)
@@ -303,8 +369,16 @@ def serve(case: str, impl: str, data_dir: Path, runs: int) -> None:
         args = inputs[len(outs)]
         out, t, c = _timed(fn, *args)
         outs.append((out, args))
+        if case == "T7":
+            if len(outs) == 1:
+                t7_digest = copy_digest(args[2])
+            (args[2] / "weights.bin").unlink()
         print(json.dumps({"t": t, "cpu": c}), flush=True)
     rss_growth = vm_hwm_bytes() - hwm_before
+    if case == "T7":
+        shutil.rmtree(data_dir / "t7.out" / impl)
+        print(json.dumps({"result": t7_digest, "rss_growth": rss_growth}), flush=True)
+        return
     if case == "T6":
         digest, size = archive_digest(inputs[0][1])
         print(json.dumps({"result": digest, "rss_growth": rss_growth, "size": size}), flush=True)
@@ -542,7 +616,7 @@ def run_archive_case(case: str, data_dir: Path, runs: int) -> dict:
     res = interleave({impl: PythonImpl(case, impl, data_dir, runs, False) for impl in ARCHIVE_IMPLS}, runs)
     digests = {k: v["result"] for k, v in res.items()}
     if len(set(digests.values())) != 1:
-        raise SystemExit(f"{case}: decompressed tar streams differ: {digests}")
+        raise SystemExit(f"{case}: {'copies' if case == 'T7' else 'decompressed tar streams'} differ: {digests}")
     res.update(files=sum(1 for _ in root.rglob("*")), bytes=nbytes, load=load)
     return res
 
@@ -603,6 +677,7 @@ LABELS = {
     "T4": "T4 plan over 1,000 resources",
     "T5": "T5 re-fingerprint T1 unchanged",
     "T6": "T6 create_tarball, ~200 MiB packages + 128 MiB weights",
+    "T7": "T7 copy_project_files, 3,000 small files + 256 MiB",
 }
 
 
@@ -619,6 +694,8 @@ def verdicts(case: str, r: dict) -> str:
                 f"({mib(r['native']['rss_growth'])})")
     if case == "T4":
         return f"{'met' if f / n >= 10 else 'MISSED'} ({f / n:.1f}×)"
+    if case == "T7":
+        return f"{'met' if f / n > 1 else 'MISSED'} ({f / n:.2f}×); met (copies identical: SHA-256 checked)"
     if case == "T6":
         ratio = r["native"]["size"] / r["flash"]["size"]
         return (f"{'met' if f / n >= 4 else 'MISSED'} ({f / n:.2f}×); "
@@ -706,6 +783,19 @@ def report(args, results: dict, t_total: float, t_data: float, speed: str, load0
             lines.append(f"| {label} | {ms(x['median'])} | {ms(x['cpu_median'])} | "
                          f"{r['flash']['median'] / x['median']:.2f}× | {x['size']:,} B | "
                          f"{x['size'] / r['flash']['size']:.4f} |")
+    if "T7" in results and "skipped" not in results["T7"]:
+        r = results["T7"]
+        lines += ["", "T7 by thread count (RUNPOD_FLASH_NATIVE_THREADS; all = "
+                  f"{len(os.sched_getaffinity(0))}): wall and CPU medians. Every run copies into a fresh "
+                  f"destination on {fs_type(HERE)}; the copies are identical (SHA-256 over path, content, "
+                  "mode, mtime_ns, user xattrs).", "",
+                  "| implementation | wall | CPU | flash / this |", "| --- | ---: | ---: | ---: |"]
+        for impl in ARCHIVE_IMPLS:
+            x = r[impl]
+            label = {"flash": "flash (shutil.copy2 per file)", "native": "ours, all threads"}.get(
+                impl, f"ours, {ARCHIVE_IMPLS[impl]} thread(s)")
+            lines.append(f"| {label} | {ms(x['median'])} | {ms(x['cpu_median'])} | "
+                         f"{r['flash']['median'] / x['median']:.2f}× |")
     load_end = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     lines += ["", f"Total wall time {t_total:.0f} s (data set up {t_data:.0f} s). Load average at the start: "
               f"{', '.join(f'{x:.2f}' for x in load0)}; at the end: {load_end}."]
@@ -748,7 +838,7 @@ def main() -> None:
         print(f"case {case} ...", file=sys.stderr)
         if case == "T4":
             results[case] = run_plan_case(case, args.data_dir, args.runs)
-        elif case == "T6":
+        elif case in ("T6", "T7"):
             results[case] = run_archive_case(case, args.data_dir, args.runs)
         else:
             results[case] = run_fingerprint_case(case, args.data_dir, tools, args.runs)

@@ -96,6 +96,7 @@ static PyModuleDef_Slot rfn_module_slots[] = {
     {Py_mod_exec, rfn_walk_exec},
     {Py_mod_exec, rfn_diff_exec},
     {Py_mod_exec, rfn_pgzip_exec},
+    {Py_mod_exec, rfn_copy_exec},
 #ifdef Py_mod_multiple_interpreters
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif

@@ -10,6 +10,7 @@
  *   diff.c    config comparison and reconciliation planning
  *   pgzip.c   segment entropy and CRC-32 combination for the parallel gzip writer
  *             (binding: py_pgzip.c)
+ *   copy.c    copy2 of many files on worker threads (binding: py_copy.c)
  */
 #ifndef RFN_H
 #define RFN_H
@@ -61,6 +62,7 @@ int rfn_ignore_exec(PyObject *module);
 int rfn_walk_exec(PyObject *module);
 int rfn_diff_exec(PyObject *module);
 int rfn_pgzip_exec(PyObject *module);
+int rfn_copy_exec(PyObject *module);
 
 /* C stack guard (module.c). The recursion limit alone does not protect C
  * recursion: with sys.setrecursionlimit() raised, a config nested 100,000

@@ -77,3 +77,15 @@ from typing_extensions import Buffer as _Buffer  # noqa: E402
 def byte_entropy(data: _Buffer, segment_size: int, /) -> list[float]: ...
 def lz_matches(data: _Buffer, start: int, segment_size: int, /) -> list[int]: ...
 def crc32_combine(crc1: int, crc2: int, len2: int, /) -> int: ...
+
+# copy (csrc/copy.c, csrc/py_copy.c): copy2 of many files on worker threads.
+# Returns None, or (index, kind, errno, which, dst_into) for the first failing
+# file in list order; kind in "os", "same", "fifo", "nodir", "changed";
+# which: 0 src, 1 dst, 2 src -> dst.
+def copy_files(
+    srcs: Sequence[str | bytes | os.PathLike[str]],
+    dsts: Sequence[str | bytes | os.PathLike[str]],
+    threads: int,
+    method: int = 0,
+    /,
+) -> tuple[int, str, int, int, str | None] | None: ...

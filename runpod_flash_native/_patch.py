@@ -16,6 +16,7 @@ flash module attribute                                 native replacement
 ``cli.commands.run.load_ignore_patterns`` / ``get_file_tree`` (``flash dev``)   (same)
 ``cli.utils.deployment._resource_config_for_compare``  :func:`runpod_flash_native.deployment.resource_config_for_compare`
 ``cli.commands.build.create_tarball``                  :func:`runpod_flash_native.build.create_tarball`
+``cli.commands.build.copy_project_files``              :func:`runpod_flash_native.build.copy_project_files`
 ``ast`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``   :data:`runpod_flash_native._astcache.flash_ast` (memoized ``ast.parse``/``ast.walk``)
 ``ast`` in ``stubs.local_modules``                     :data:`runpod_flash_native._astcache.flash_ast_imports` (the same cache; ``walk`` yields only the import and call nodes flash looks at)
 ``cli.commands.build.RuntimeScanner``                  :class:`runpod_flash_native._build_hooks.RuntimeScanner` (flash's, writing no ``.pyc`` that ``run_build`` deletes anyway)
@@ -113,6 +114,7 @@ SITES: tuple[_Site, ...] = (
     _Site(_DEPLOYMENT, "_resource_config_for_compare", ("config",), _N_DEPLOYMENT, "resource_config_for_compare"),
     _Site(_BUILD, "create_tarball", ("build_dir", "output_path", "app_name", "excluded_packages"),
           _N_BUILD, "create_tarball"),
+    _Site(_BUILD, "copy_project_files", ("files", "source_dir", "dest_dir"), _N_BUILD, "copy_project_files"),
     # flash parses every shipped file several times per build (see _astcache);
     # local_modules only looks at import nodes and calls in what ast.walk yields.
     *(_Site(module, "ast", None, _N_AST, "flash_ast") for module in (_BUILD, _SCANNER)),

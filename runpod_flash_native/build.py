@@ -142,3 +142,182 @@ def create_tarball(
                 if excluded and _excluded_top_level(top, excluded):
                     continue
                 tar.add(str(item), arcname=f"./{item.relative_to(build_dir)}")
+
+
+# ---- copy_project_files -----------------------------------------------------
+# (imports kept with the section so that it merges as one block)
+import shutil as _shutil  # noqa: E402
+from pathlib import PosixPath as _PosixPath  # noqa: E402
+
+__all__ += ["copy_project_files"]
+
+# Content copy method (tests and benchmarks): 0 FICLONE -> copy_file_range ->
+# read/write, 1 copy_file_range -> read/write, 2 read/write only.
+_COPY_METHOD = 0
+
+
+def _copy_mkdirs(path: Path, created: list[tuple[int, str]], index: int) -> None:
+    """``path.mkdir(parents=True, exist_ok=True)`` (same calls, same errors),
+    recording the directories it created, for file index."""
+    try:
+        os.mkdir(path, 0o777)
+    except FileNotFoundError:
+        if path.parent == path:
+            raise
+        _copy_mkdirs(path.parent, created, index)
+        try:
+            os.mkdir(path, 0o777)
+        except OSError:
+            if not path.is_dir():
+                raise
+            return
+    except OSError:
+        if not path.is_dir():
+            raise
+        return
+    created.append((index, os.fspath(path)))
+
+
+def _copy_error(fail: tuple, file: object, src: str, dst: str) -> BaseException:
+    """The exception copy2(file, dst) raises for the failure the native copy
+    reported (kind, errno, which path)."""
+    _, kind, err, which, into = fail
+    dst_obj: object = into if into is not None else Path(dst)
+    dst_name = into if into is not None else dst
+    if kind == "os":
+        if which == 0:
+            return OSError(err, os.strerror(err), src)
+        if which == 1:
+            return OSError(err, os.strerror(err), dst_name)
+        return OSError(err, os.strerror(err), src, None, dst_name)
+    if kind == "same":
+        return _shutil.SameFileError(f"{file!r} and {dst_obj!r} are the same file")
+    if kind == "fifo":
+        return _shutil.SpecialFileError("`%s` is a named pipe" % (file if which == 0 else dst_obj))
+    if kind == "nodir":
+        return FileNotFoundError(f"Directory does not exist: {dst_obj}")
+    return _fingerprint.SourceChangedError(
+        f"{src!r} was replaced by another file while it was copied to {dst_name!r}"
+    )
+
+
+def _has_dotdot(rel: str) -> bool:
+    return rel == ".." or rel.startswith("../") or rel.endswith("/..") or "/../" in rel
+
+
+def copy_project_files(
+    files: Iterable[Path], source_dir: str | os.PathLike[str], dest_dir: str | os.PathLike[str]
+) -> None:
+    """``flash build``'s copy step: ``shutil.copy2`` of every file to
+    ``dest_dir / file.relative_to(source_dir)``, several files at once.
+
+    Same effect as ``runpod_flash.cli.commands.build.copy_project_files``:
+    parents made as ``mkdir(parents=True, exist_ok=True)`` makes them; per
+    file the content (reflink, ``copy_file_range`` in the kernel, or
+    read/write), the atime/mtime in ns, the extended attributes and the
+    permission bits copy2 copies, symlinks followed. Threads:
+    ``RUNPOD_FLASH_NATIVE_THREADS`` (default: the usable CPUs), GIL released.
+
+    Raises what flash raises for the first bad file in list order, after
+    every file before it is copied (``ValueError`` outside source_dir,
+    ``FileNotFoundError``, ``IsADirectoryError``, ``PermissionError``,
+    ``shutil.SameFileError``, ``shutil.SpecialFileError``, ``OSError``
+    ENOSPC naming source and destination, ...). Unlike copy2, the failing
+    file's destination is removed rather than left partial, files after it
+    that this call created are removed again, and a source replaced by
+    another file while it is copied raises :class:`SourceChangedError`.
+    """
+    files = list(files)
+    threads = _pgzip.thread_count()
+    srcs: list[object] = []
+    dsts: list[str] = []
+    parents: list[tuple[int, Path]] = []  # (first file index, parent) in flash's mkdir order
+    seen_parents: set[str] = set()
+    error: BaseException | None = None
+    hazard = False
+
+    fast = isinstance(source_dir, (str, os.PathLike)) and isinstance(dest_dir, (str, Path))
+    if fast:
+        sroot = str(Path(source_dir))
+        droot = str(Path(dest_dir))
+        sprefix = None if sroot == "." else (sroot if sroot.endswith("/") else sroot + "/")
+        dprefix = "" if droot == "." else (droot if droot.endswith("/") else droot + "/")
+    for i, f in enumerate(files):
+        try:
+            fs = str(f) if type(f) is _PosixPath else None
+            if fast and fs is not None and sprefix is not None and fs.startswith(sprefix) and len(fs) > len(sprefix):
+                rel = fs[len(sprefix):]
+                dst = dprefix + rel
+                src: object = fs
+            else:
+                rel_path = f.relative_to(source_dir)  # type: ignore[attr-defined]
+                dest_path = dest_dir / rel_path  # type: ignore[operator]
+                rel, dst, src = os.fspath(rel_path), os.fspath(dest_path), f
+                if not isinstance(dest_path, Path):
+                    hazard = True  # flash's own calls, one by one
+            if _has_dotdot(rel):
+                hazard = True
+            key = dst.rpartition("/")[0]
+            if key not in seen_parents:
+                seen_parents.add(key)
+                parents.append((i, Path(dst).parent))
+            if "\0" in dst:
+                # flash makes the parent, then copy2's stat raises ValueError
+                os.stat(src)  # type: ignore[arg-type]
+        except Exception as e:  # noqa: BLE001 - re-raised after the files before it
+            error = e
+            break
+        srcs.append(src)
+        dsts.append(dst)
+
+    n = len(dsts)
+    if not hazard:
+        # Copies that could see each other (a destination named twice, one
+        # that is another's source or directory) keep flash's one-by-one order.
+        dset = set(dsts)
+        ancestors: set[str] = set()
+        for key in seen_parents:
+            while key and key not in ancestors:
+                ancestors.add(key)
+                up = key.rpartition("/")[0]
+                key = up if up != key else ""
+        hazard = (
+            len(dset) != n
+            or not ancestors.isdisjoint(dset)
+            or not dset.isdisjoint(s if isinstance(s, str) else os.fspath(s) for s in srcs)  # type: ignore[arg-type]
+        )
+    if hazard:
+        _copy_one_by_one(files, srcs, dsts, threads)
+    else:
+        created: list[tuple[int, str]] = []
+        stop = n
+        for i, parent in parents:
+            if i > n:
+                break
+            try:
+                _copy_mkdirs(parent, created, i)
+            except Exception as e:  # noqa: BLE001
+                error, stop = e, i
+                break
+        fail = _fingerprint.copy_files(srcs[:stop], dsts[:stop], threads, _COPY_METHOD)
+        if fail is not None:
+            k = fail[0]
+            # copy2 never got past file k: remove the directories made for later files.
+            for idx, path in reversed(created):
+                if idx <= k:
+                    break
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    pass
+            raise _copy_error(fail, files[k], os.fspath(srcs[k]), dsts[k])  # type: ignore[arg-type]
+    if error is not None:
+        raise error
+
+
+def _copy_one_by_one(files: list, srcs: list, dsts: list[str], threads: int) -> None:
+    for k, (src, dst) in enumerate(zip(srcs, dsts)):
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        fail = _fingerprint.copy_files([src], [dst], 1, _COPY_METHOD)
+        if fail is not None:
+            raise _copy_error(fail, files[k], os.fspath(src), dst)

@@ -37,6 +37,7 @@ EXPECTED_SITES = {
     ("runpod_flash.cli.commands.run", "get_file_tree"): ("runpod_flash_native.ignore", "get_file_tree"),
     ("runpod_flash.cli.utils.deployment", "_resource_config_for_compare"): ("runpod_flash_native.deployment", "resource_config_for_compare"),
     ("runpod_flash.cli.commands.build", "create_tarball"): ("runpod_flash_native.build", "create_tarball"),
+    ("runpod_flash.cli.commands.build", "copy_project_files"): ("runpod_flash_native.build", "copy_project_files"),
     ("runpod_flash.cli.commands.build", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
     ("runpod_flash.cli.commands.build_utils.scanner", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
     ("runpod_flash.stubs.local_modules", "ast"): ("runpod_flash_native._astcache", "flash_ast_imports"),
@@ -375,6 +376,7 @@ spy(nb, "compute_source_fingerprint")
 spy(ni, "load_ignore_patterns")
 spy(ni, "get_file_tree")
 spy(nb, "create_tarball")
+spy(nb, "copy_project_files")
 import runpod_flash_native._validate as nv, runpod_flash_native._build_hooks as nh
 spy(nv, "validate_local_module_imports")
 flash_discover = nh._FlashRuntimeScanner.discover_remote_functions
@@ -433,6 +435,7 @@ def test_e2e_flash_build_vs_flash_native_build(tmp_path):
     assert calls["load_ignore_patterns"] >= 2  # build + scanner
     assert calls["get_file_tree"] >= 2
     assert calls["create_tarball"] == 1
+    assert calls["copy_project_files"] == 1
     assert calls["validate_local_module_imports"] == 1
     assert calls["scan_dont_write_bytecode"] is True
 
