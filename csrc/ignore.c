@@ -1219,7 +1219,7 @@ rfn_ignorespec_repr(PyObject *self)
 
 static PyMethodDef rfn_ignorespec_methods[] = {
     {"match_file", rfn_ignorespec_match_file, METH_O,
-     "match_file(path, /)\n--\n\n"
+     "match_file($self, path, /)\n--\n\n"
      "True when the last pattern matching path ignores it, exactly like\n"
      "pathspec.PathSpec.from_lines('gitwildmatch', patterns).match_file(path)."},
     {NULL, NULL, 0, NULL},

@@ -115,7 +115,8 @@ rfn_set_reader_threads(PyObject *module, PyObject *arg)
 
 static PyMethodDef rfn_hash_methods[] = {
     {"_set_reader_threads", rfn_set_reader_threads, METH_O,
-     "_set_reader_threads(n) -> previous n: reader threads of the threaded hash, 0 = default (CPUs + 1)."},
+     "_set_reader_threads(n, /)\n--\n\n"
+     "-> previous n: reader threads of the threaded hash, 0 = default (CPUs + 1)."},
     {NULL, NULL, 0, NULL},
 };
 

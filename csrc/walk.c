@@ -1310,11 +1310,13 @@ exit:
 
 static PyMethodDef rfn_walk_methods[] = {
     {"walk_files", rfn_walk_files, METH_VARARGS,
-     "walk_files(root, spec, prefix) -> (files, warnings)\n\n"
+     "walk_files(root, spec, prefix, /)\n--\n\n"
+     "-> (files, warnings)\n\n"
      "flash's get_file_tree: files in listing order (depth first). prefix is root's\n"
      "path relative to the base directory, or None to ignore nothing."},
     {"fingerprint_tree", rfn_fingerprint_tree, METH_VARARGS,
-     "fingerprint_tree(root, spec, want_files) -> (files | None, hexdigest, warnings)\n\n"
+     "fingerprint_tree(root, spec, want_files, /)\n--\n\n"
+     "-> (files | None, hexdigest, warnings)\n\n"
      "Walk root like get_file_tree and fingerprint the files relative to root,\n"
      "overlapping the walk, the reads and SHA-256."},
     {NULL, NULL, 0, NULL},
