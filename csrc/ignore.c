@@ -651,23 +651,7 @@ typedef struct {
 static int
 rfn_grow(void **buf, size_t *cap, size_t need, size_t item)
 {
-    if (need <= *cap) {
-        return 0;
-    }
-    size_t ncap = *cap ? *cap : 16;
-    while (ncap < need) {
-        if (ncap > SIZE_MAX / 2 / item) {
-            return -1;
-        }
-        ncap *= 2;
-    }
-    void *nbuf = PyMem_Realloc(*buf, ncap * item);
-    if (nbuf == NULL) {
-        return -1;
-    }
-    *buf = nbuf;
-    *cap = ncap;
-    return 0;
+    return rfn_vec_grow_with(buf, cap, need, item, 16, PyMem_Realloc);  /* os.c */
 }
 
 static int

@@ -16,6 +16,25 @@ rfn_stack_check(size_t need)
     return 0;
 }
 
+/* ---- module exceptions ------------------------------------------------------ */
+
+int
+rfn_add_exception(PyObject *module, const char *name, const char *doc, PyObject *base,
+                  PyObject **slot)
+{
+    char qualified[128];
+    int n = snprintf(qualified, sizeof(qualified), "%s.%s", RFN_MODULE_NAME, name);
+    if (n < 0 || (size_t)n >= sizeof(qualified)) {
+        PyErr_SetString(PyExc_SystemError, "exception name too long");
+        return -1;
+    }
+    *slot = PyErr_NewExceptionWithDoc(qualified, doc, base, NULL);
+    if (*slot == NULL) {
+        return -1;
+    }
+    return PyModule_AddObjectRef(module, name, *slot);
+}
+
 static int
 rfn_module_traverse(PyObject *module, visitproc visit, void *arg)
 {

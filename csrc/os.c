@@ -321,25 +321,35 @@ rfn_is_pseudo_file(int fd, const struct stat *st)
 /* ---- memory ------------------------------------------------------------------------ */
 
 int
-rfn_vec_grow(void **items, size_t *cap, size_t need, size_t size)
+rfn_vec_grow_with(void **items, size_t *cap, size_t need, size_t size, size_t first,
+                  void *(*realloc_fn)(void *, size_t))
 {
     if (need <= *cap) {
         return 0;
     }
-    size_t ncap = *cap ? *cap : 64;
+    size_t ncap = *cap ? *cap : first;
     while (ncap < need) {
         if (ncap > SIZE_MAX / 2 / size) {
             return -1;
         }
         ncap *= 2;
     }
-    void *p = realloc(*items, ncap * size);
+    if (ncap > SIZE_MAX / size) {
+        return -1;
+    }
+    void *p = realloc_fn(*items, ncap * size);
     if (p == NULL) {
         return -1;
     }
     *items = p;
     *cap = ncap;
     return 0;
+}
+
+int
+rfn_vec_grow(void **items, size_t *cap, size_t need, size_t size)
+{
+    return rfn_vec_grow_with(items, cap, need, size, 64, realloc);
 }
 
 /* ---- sorting with a context --------------------------------------------------------- */

@@ -98,6 +98,10 @@ int rfn_is_pseudo_file(int fd, const struct stat *st);
  * overflow) with *items and *cap unchanged. */
 int rfn_vec_grow(void **items, size_t *cap, size_t need, size_t size);
 
+/* The same with another allocator (PyMem_Realloc, say) and first capacity. */
+int rfn_vec_grow_with(void **items, size_t *cap, size_t need, size_t size, size_t first,
+                      void *(*realloc_fn)(void *, size_t));
+
 /* qsort() with a context pointer for cmp (glibc's qsort_r; a heapsort where
  * qsort_r is missing or takes its arguments in another order). */
 void rfn_sort_r(void *base, size_t n, size_t size,

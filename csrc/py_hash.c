@@ -129,14 +129,9 @@ rfn_hash_exec(PyObject *module)
         rfn_set_evp_error("EVP_MD_fetch(SHA256)");
         return -1;
     }
-    st->SourceChangedError = PyErr_NewExceptionWithDoc(
-        RFN_MODULE_NAME ".SourceChangedError",
-        "A source file changed (size or mtime) while it was being fingerprinted.",
-        PyExc_RuntimeError, NULL);
-    if (st->SourceChangedError == NULL) {
-        return -1;
-    }
-    if (PyModule_AddObjectRef(module, "SourceChangedError", st->SourceChangedError) < 0) {
+    if (rfn_add_exception(module, "SourceChangedError",
+                          "A source file changed (size or mtime) while it was being fingerprinted.",
+                          PyExc_RuntimeError, &st->SourceChangedError) < 0) {
         return -1;
     }
     /* The sizes tests derive their inputs from (tests/reference.py). */

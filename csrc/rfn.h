@@ -71,6 +71,11 @@ int rfn_pgzip_exec(PyObject *module);
  * that room (SIZE_MAX when the stack bounds are unknown). */
 int rfn_stack_check(size_t need);
 
+/* Create the exception class RFN_MODULE_NAME.<name> (base, doc), keep it in
+ * *slot (module state) and add it to module as <name>. Returns 0 or -1. */
+int rfn_add_exception(PyObject *module, const char *name, const char *doc, PyObject *base,
+                      PyObject **slot);
+
 /* GC support for the objects diff.c keeps in the state. */
 int rfn_diff_traverse(rfn_state *st, visitproc visit, void *arg);
 void rfn_diff_clear(rfn_state *st);

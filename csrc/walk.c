@@ -1161,6 +1161,17 @@ rfn_walk_from_args(const rfn_walk_args *a, int sorted)
     return w;
 }
 
+/* What an entry point took: the walk (NULL if it was never made) and its
+ * arguments. */
+static void
+rfn_walk_finish(rfn_walk *w, rfn_walk_args *a)
+{
+    if (w != NULL) {
+        rfn_walk_dispose(w);
+    }
+    rfn_walk_args_clear(a);
+}
+
 /* walk_files(root, spec, prefix) -> (files, warnings)
  * prefix: root's path relative to the base, or None when root is not under
  * the base (flash then ignores nothing). */
@@ -1197,10 +1208,7 @@ rfn_walk_files(PyObject *module, PyObject *args)
 exit:
     Py_XDECREF(files);
     Py_XDECREF(warnings);
-    if (w != NULL) {
-        rfn_walk_dispose(w);
-    }
-    rfn_walk_args_clear(&a);
+    rfn_walk_finish(w, &a);
     return result;
 }
 
@@ -1301,10 +1309,7 @@ exit:
     Py_XDECREF(files);
     Py_XDECREF(digest_str);
     Py_XDECREF(warnings);
-    if (w != NULL) {
-        rfn_walk_dispose(w);
-    }
-    rfn_walk_args_clear(&a);
+    rfn_walk_finish(w, &a);
     return result;
 }
 
@@ -1326,12 +1331,9 @@ int
 rfn_walk_exec(PyObject *module)
 {
     rfn_state *st = rfn_get_state(module);
-    st->SymlinkLoopError = PyErr_NewExceptionWithDoc(
-        RFN_MODULE_NAME ".SymlinkLoopError",
-        "A directory symlink in the project leads back to one of its ancestors.",
-        PyExc_OSError, NULL);
-    if (st->SymlinkLoopError == NULL
-        || PyModule_AddObjectRef(module, "SymlinkLoopError", st->SymlinkLoopError) < 0) {
+    if (rfn_add_exception(module, "SymlinkLoopError",
+                          "A directory symlink in the project leads back to one of its ancestors.",
+                          PyExc_OSError, &st->SymlinkLoopError) < 0) {
         return -1;
     }
     return PyModule_AddFunctions(module, rfn_walk_methods);
