@@ -12,114 +12,22 @@
  * Small inputs are framed and hashed inline on the calling thread. Once the
  * stream is large enough to pay for a thread, a reader thread frames the rest
  * into a ring of buffers while the calling thread hashes them, so read(2)
- * copies overlap SHA-256 on the other core. Both run without the GIL.
+ * copies overlap SHA-256 on the other core. Both run without the GIL; the
+ * file compiles without Python.h (bindings: py_hash.c).
  */
-#include "rfn.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
-#include <time.h>
 #include <unistd.h>
 
-#define RFN_CHUNK_SIZE (256u * 1024u)        /* one read(2) and one ring slot */
 #define RFN_RING_SLOTS 8                     /* 2 MiB in flight, whatever the file size */
-#define RFN_THREAD_THRESHOLD (1u << 20)      /* smaller streams: a thread costs more than it saves */
-#define RFN_SIGNAL_POLL_BYTES (32u << 20)    /* run Python signal handlers at least this often
-                                              (and every RFN_WAIT_POLL_NS, rfn.h) */
+#define RFN_SIGNAL_POLL_BYTES (32u << 20)    /* call the poller at least this often
+                                              (and every RFN_WAIT_POLL_NS, os.h) */
 #define RFN_PSEUDO_MAX (256u << 20)          /* a kernel pseudo file is read whole, up to this */
-
-/* ---- errors --------------------------------------------------------------- */
-
-void
-rfn_set_evp_error(const char *what)
-{
-    unsigned long code = ERR_peek_last_error();
-    const char *reason = code ? ERR_reason_error_string(code) : NULL;
-    ERR_clear_error();
-    PyErr_Format(PyExc_ValueError, "%s failed: %s", what,
-                 reason ? reason : "unknown OpenSSL error");
-}
-
-void
-rfn_raise_failure(rfn_state *st, const rfn_failure *fail, PyObject *path)
-{
-    switch (fail->kind) {
-    case RFN_FAIL_OS:
-        errno = fail->err_no;
-        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
-        break;
-    case RFN_FAIL_NOT_REGULAR:
-        PyErr_Format(PyExc_ValueError, "%R: %s", path, fail->detail);
-        break;
-    case RFN_FAIL_CHANGED:
-        PyErr_Format(st->SourceChangedError, "%R %s; refusing to fingerprint a torn read",
-                     path, fail->detail);
-        break;
-    case RFN_FAIL_NOMEM:
-        PyErr_NoMemory();
-        break;
-    case RFN_FAIL_THREAD:
-        errno = fail->err_no;
-        PyErr_SetFromErrno(PyExc_OSError);
-        break;
-    case RFN_FAIL_EVP:
-        rfn_set_evp_error("SHA-256");
-        break;
-    case RFN_FAIL_INTERRUPTED:
-        /* The signal handler's exception is already set. */
-        if (!PyErr_Occurred()) {
-            PyErr_SetNone(PyExc_KeyboardInterrupt);
-        }
-        break;
-    case RFN_OK:
-        PyErr_SetString(PyExc_SystemError, "rfn_raise_failure without a failure");
-        break;
-    }
-}
-
-PyObject *
-rfn_hexdigest(const unsigned char digest[RFN_SHA256_LEN])
-{
-    static const char hex[] = "0123456789abcdef";
-    char out[RFN_SHA256_LEN * 2];
-    for (int i = 0; i < RFN_SHA256_LEN; i++) {
-        out[2 * i] = hex[digest[i] >> 4];
-        out[2 * i + 1] = hex[digest[i] & 0xf];
-    }
-    return PyUnicode_FromStringAndSize(out, sizeof(out));
-}
-
-int
-rfn_poll_signals(PyThreadState **tstate)
-{
-    PyEval_RestoreThread(*tstate);
-    int rc = PyErr_CheckSignals();
-    *tstate = PyEval_SaveThread();
-    return rc;
-}
-
-int
-rfn_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg)
-{
-    sigset_t all, old;
-    sigfillset(&all);
-    /* Faults stay deliverable to the thread that caused them (faulthandler). */
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int err = pthread_create(thread, NULL, fn, arg);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return err;
-}
 
 /* ---- feeds ---------------------------------------------------------------- */
 
@@ -184,16 +92,6 @@ rfn_sink_put_be64(rfn_sink *sink, uint64_t v)
     return rfn_sink_put(sink, b, sizeof(b));
 }
 
-/* The producer polls its cancel flag once per file without the ring's lock.
- * A relaxed atomic is enough: the flag only ever goes from 0 to 1, and the
- * producer re-reads it under the lock before it waits. Kept out of line so
- * that fuzz/helgrind.supp can name it (helgrind does not know atomics). */
-__attribute__((noinline)) static int
-rfn_cancelled(const int *flag)
-{
-    return __atomic_load_n(flag, __ATOMIC_RELAXED);
-}
-
 /* ---- the producer: open, frame and read one source after another --------- */
 
 enum { RFN_PRODUCE_DONE = 0, RFN_PRODUCE_FAILED = -1, RFN_PRODUCE_SWITCH = 1 };
@@ -217,8 +115,8 @@ rfn_fail_detail(rfn_failure *fail, enum rfn_failure_kind kind, size_t index, con
 static int
 rfn_same_version(const struct stat *a, const struct stat *b)
 {
-    return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec
-           && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+    return a->st_size == b->st_size && RFN_ST_MTIM(a).tv_sec == RFN_ST_MTIM(b).tv_sec
+           && RFN_ST_MTIM(a).tv_nsec == RFN_ST_MTIM(b).tv_nsec;
 }
 
 /* Read exactly `size` bytes of fd into the sink, then make sure the file ended
@@ -280,93 +178,6 @@ rfn_produce_content(rfn_sink *sink, int fd, const struct stat *before, size_t in
         return -1;
     }
     return 0;
-}
-
-int
-rfn_open_long(const char *path, int flags)
-{
-    size_t len = strlen(path);
-    if (len < PATH_MAX) {
-        return open(path, flags);
-    }
-    /* Longer than the kernel takes in one call: walk there piece by piece,
-     * each piece a run of whole components shorter than PATH_MAX. Symlinks on
-     * the way are followed, as a single open() would. */
-    int dirfd = path[0] == '/' ? open("/", O_PATH | O_DIRECTORY | O_CLOEXEC) : AT_FDCWD;
-    if (dirfd == -1) {
-        return -1;
-    }
-    char piece[PATH_MAX];
-    size_t i = 0;
-    while (path[i] == '/') {
-        i++;
-    }
-    for (;;) {
-        size_t end = i, cut = 0;
-        while (end < len && end - i < PATH_MAX - 1) {
-            if (path[end] == '/') {
-                cut = end;
-            }
-            end++;
-        }
-        int last = end == len;
-        if (!last && cut <= i) {
-            errno = ENAMETOOLONG;  /* one component longer than PATH_MAX */
-            break;
-        }
-        size_t stop = last ? len : cut;
-        memcpy(piece, path + i, stop - i);
-        piece[stop - i] = '\0';
-        int fd = openat(dirfd, piece, last ? flags : (O_PATH | O_DIRECTORY | O_CLOEXEC));
-        int saved = errno;
-        if (dirfd != AT_FDCWD) {
-            close(dirfd);
-        }
-        errno = saved;
-        if (fd < 0 || last) {
-            return fd;
-        }
-        dirfd = fd;
-        i = stop;
-        while (path[i] == '/') {
-            i++;
-        }
-    }
-    if (dirfd != AT_FDCWD) {
-        int saved = errno;
-        close(dirfd);
-        errno = saved;
-    }
-    return -1;
-}
-
-/* Files of the kernel's pseudo file systems (procfs, sysfs, ...) report a
- * size (0, or a page) that is not their length and no blocks. flash reads
- * every file to EOF, so these must be read whole before their length can be
- * framed; their size and mtime do not move, so they are not "changed". */
-static int
-rfn_is_pseudo_file(int fd, const struct stat *st)
-{
-    if (st->st_blocks != 0) {
-        return 0;
-    }
-    struct statfs sfs;
-    if (fstatfs(fd, &sfs) != 0) {
-        return 0;
-    }
-    switch ((unsigned long)sfs.f_type & 0xffffffffUL) {
-    case 0x9fa0UL:      /* PROC_SUPER_MAGIC */
-    case 0x62656572UL:  /* SYSFS_MAGIC */
-    case 0x64626720UL:  /* DEBUGFS_MAGIC */
-    case 0x74726163UL:  /* TRACEFS_MAGIC */
-    case 0x73636673UL:  /* SECURITYFS_MAGIC */
-    case 0x27e0ebUL:    /* CGROUP_SUPER_MAGIC */
-    case 0x63677270UL:  /* CGROUP2_SUPER_MAGIC */
-    case 0x62656570UL:  /* CONFIGFS_MAGIC */
-        return 1;
-    default:
-        return 0;
-    }
 }
 
 /* Read a pseudo file to EOF into memory, then frame it with its real length. */
@@ -503,7 +314,7 @@ rfn_produce(rfn_sink *sink, rfn_source_feed *feed, size_t start, size_t count,
 typedef struct {
     rfn_sink sink;
     EVP_MD_CTX *ctx;
-    PyThreadState **tstate;
+    const rfn_poller *poll;
     uint64_t since_poll;
     rfn_failure *fail;
 } rfn_inline_sink;
@@ -520,7 +331,7 @@ rfn_inline_flush(rfn_sink *sink)
     sink->fill = 0;
     if (is->since_poll >= RFN_SIGNAL_POLL_BYTES) {
         is->since_poll = 0;
-        if (rfn_poll_signals(is->tstate) < 0) {
+        if (rfn_poll(is->poll) < 0) {
             is->fail->kind = RFN_FAIL_INTERRUPTED;
             return -1;
         }
@@ -539,8 +350,6 @@ rfn_inline_flush(rfn_sink *sink)
  * overlapping SHA-256. A reader that fails stops there, and the caller meets
  * the failure where that file's bytes would have come: the first bad file in
  * sorted order is reported, as with a single reader. */
-#define RFN_MAX_READERS 4
-#define RFN_READER_BLOCK 32
 
 typedef struct {
     rfn_sink sink;                       /* the producer's view of its current slot */
@@ -627,28 +436,9 @@ static void
 rfn_ring_cancel(rfn_ring *r)
 {
     pthread_mutex_lock(&r->lock);
-    __atomic_store_n(&r->cancel, 1, __ATOMIC_RELAXED);
+    rfn_cancel_set(&r->cancel);
     pthread_cond_broadcast(&r->changed);
     pthread_mutex_unlock(&r->lock);
-}
-
-void
-rfn_deadline_in(struct timespec *ts, long ns)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_nsec += ns;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec += 1;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
-static int64_t
-rfn_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Consumer side, on the calling thread: hash the rings' slots in stream
@@ -661,7 +451,7 @@ rfn_now_ns(void)
  * (many small files, a slow file system) never lets the wait time out, and
  * 32 MiB of small-file frames can take seconds to produce. */
 static int
-rfn_rings_consume(rfn_ring *rings, size_t nrings, EVP_MD_CTX *ctx, PyThreadState **tstate,
+rfn_rings_consume(rfn_ring *rings, size_t nrings, EVP_MD_CTX *ctx, const rfn_poller *poll,
                   rfn_failure *fail)
 {
     uint64_t since_poll = 0;
@@ -671,11 +461,9 @@ rfn_rings_consume(rfn_ring *rings, size_t nrings, EVP_MD_CTX *ctx, PyThreadState
         rfn_ring *r = &rings[cur];
         pthread_mutex_lock(&r->lock);
         while (r->tail == r->head && !r->producer_done) {
-            struct timespec deadline;
-            rfn_deadline_in(&deadline, RFN_WAIT_POLL_NS);
-            if (pthread_cond_timedwait(&r->changed, &r->lock, &deadline) == ETIMEDOUT) {
+            if (rfn_cond_wait_ns(&r->changed, &r->lock, RFN_WAIT_POLL_NS) == ETIMEDOUT) {
                 pthread_mutex_unlock(&r->lock);
-                int rc = rfn_poll_signals(tstate);
+                int rc = rfn_poll(poll);
                 since_poll = 0;
                 last_poll = rfn_now_ns();
                 if (rc < 0) {
@@ -703,7 +491,7 @@ rfn_rings_consume(rfn_ring *rings, size_t nrings, EVP_MD_CTX *ctx, PyThreadState
         since_poll += r->slot_len[k];
         if (since_poll >= RFN_SIGNAL_POLL_BYTES || rfn_now_ns() - last_poll >= RFN_WAIT_POLL_NS) {
             since_poll = 0;
-            int rc = rfn_poll_signals(tstate);
+            int rc = rfn_poll(poll);
             last_poll = rfn_now_ns();
             if (rc < 0) {
                 fail->kind = RFN_FAIL_INTERRUPTED;
@@ -733,20 +521,11 @@ rfn_ring_init(rfn_ring *r, rfn_source_feed *feed, size_t start, size_t block, si
             return -1;
         }
     }
-    if (pthread_mutex_init(&r->lock, NULL) != 0) {
+    if (rfn_mutex_init(&r->lock) != 0) {
         return -1;
     }
     r->have_lock = 1;
-    pthread_condattr_t cond_attr;
-    if (pthread_condattr_init(&cond_attr) != 0) {
-        return -1;
-    }
-    int rc = pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC);
-    if (rc == 0) {
-        rc = pthread_cond_init(&r->changed, &cond_attr);
-    }
-    pthread_condattr_destroy(&cond_attr);
-    if (rc != 0) {
+    if (rfn_cond_init(&r->changed) != 0) {
         return -1;
     }
     r->have_cond = 1;
@@ -778,7 +557,7 @@ rfn_ring_release(rfn_ring *r)
 
 static int
 rfn_hash_threaded(rfn_source_feed *feed, size_t start, size_t nreaders, EVP_MD_CTX *ctx,
-                  PyThreadState **tstate, rfn_failure *fail)
+                  const rfn_poller *poll, rfn_failure *fail)
 {
     int result = -1;
     size_t block = nreaders > 1 ? RFN_READER_BLOCK : SIZE_MAX;
@@ -806,7 +585,7 @@ rfn_hash_threaded(rfn_source_feed *feed, size_t start, size_t nreaders, EVP_MD_C
         }
     }
     if (started == nreaders) {
-        result = rfn_rings_consume(rings, nreaders, ctx, tstate, fail);
+        result = rfn_rings_consume(rings, nreaders, ctx, poll, fail);
         if (result < 0 && fail->kind == RFN_FAIL_INTERRUPTED && feed->cancel != NULL) {
             /* The readers may be blocked in get() waiting for the walk. */
             feed->cancel(feed);
@@ -834,15 +613,13 @@ exit:
  * one on a single CPU. The spare reader keeps every core busy while another
  * waits for the walk or for its ring to drain: on 2 cores, 20,000 small files
  * took 66 ms with 3 readers, 74 ms with 2 and 86 ms with 1 (benchmarks/). */
-static size_t
-rfn_reader_count(rfn_state *st)
+size_t
+rfn_hash_reader_count(int requested)
 {
-    int set = __atomic_load_n(&st->reader_threads, __ATOMIC_RELAXED);
-    if (set > 0) {
-        return (size_t)set;
+    if (requested > 0) {
+        return requested > RFN_MAX_READERS ? RFN_MAX_READERS : (size_t)requested;
     }
-    cpu_set_t cpus;
-    int n = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+    int n = rfn_cpu_count();
     if (n <= 1) {
         return 1;
     }
@@ -852,9 +629,9 @@ rfn_reader_count(rfn_state *st)
 /* ---- entry point ---------------------------------------------------------- */
 
 int
-rfn_fingerprint_stream(rfn_state *st, rfn_source_feed *feed, uint64_t total_hint,
-                       PyThreadState **tstate, unsigned char digest[RFN_SHA256_LEN],
-                       rfn_failure *fail)
+rfn_fingerprint_stream(const EVP_MD *md, size_t nreaders, rfn_source_feed *feed,
+                       uint64_t total_hint, const rfn_poller *poll,
+                       unsigned char digest[RFN_SHA256_LEN], rfn_failure *fail)
 {
     int result = -1;
     unsigned char *buf = NULL;
@@ -864,7 +641,7 @@ rfn_fingerprint_stream(rfn_state *st, rfn_source_feed *feed, uint64_t total_hint
         fail->kind = RFN_FAIL_NOMEM;
         goto exit;
     }
-    if (!EVP_DigestInit_ex(ctx, st->sha256, NULL)) {
+    if (!EVP_DigestInit_ex(ctx, md, NULL)) {
         fail->kind = RFN_FAIL_EVP;
         goto exit;
     }
@@ -879,17 +656,17 @@ rfn_fingerprint_stream(rfn_state *st, rfn_source_feed *feed, uint64_t total_hint
         }
         rfn_inline_sink is = {
             .sink = {.buf = buf, .cap = RFN_CHUNK_SIZE, .flush = rfn_inline_flush},
-            .ctx = ctx, .tstate = tstate, .fail = fail,
+            .ctx = ctx, .poll = poll, .fail = fail,
         };
-        feed->tstate = tstate;  /* get() runs here: it must poll signals while it waits */
+        feed->poll = poll;  /* get() runs here: it must poll while it waits */
         produced = rfn_produce(&is.sink, feed, 0, SIZE_MAX, RFN_THREAD_THRESHOLD, &next, fail);
-        feed->tstate = NULL;
+        feed->poll = NULL;
         if (produced == RFN_PRODUCE_FAILED || rfn_inline_flush(&is.sink) < 0) {
             goto exit;
         }
     }
     if (produced == RFN_PRODUCE_SWITCH
-        && rfn_hash_threaded(feed, next, rfn_reader_count(st), ctx, tstate, fail) < 0) {
+        && rfn_hash_threaded(feed, next, nreaders, ctx, poll, fail) < 0) {
         goto exit;
     }
     unsigned int len = 0;
@@ -903,52 +680,4 @@ exit:
     free(buf);
     EVP_MD_CTX_free(ctx);
     return result;
-}
-
-/* ---- module exec ---------------------------------------------------------- */
-
-/* _set_reader_threads(n) -> previous: the number of reader threads of the
- * threaded mode, 0 for the default (rfn_reader_count). For tests: the result must not depend on
- * it. */
-static PyObject *
-rfn_set_reader_threads(PyObject *module, PyObject *arg)
-{
-    long n = PyLong_AsLong(arg);
-    if (n == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (n < 0 || n > RFN_MAX_READERS) {
-        PyErr_Format(PyExc_ValueError, "reader threads must be 0 to %d, not %ld", RFN_MAX_READERS, n);
-        return NULL;
-    }
-    rfn_state *st = rfn_get_state(module);
-    return PyLong_FromLong(__atomic_exchange_n(&st->reader_threads, (int)n, __ATOMIC_RELAXED));
-}
-
-static PyMethodDef rfn_hash_methods[] = {
-    {"_set_reader_threads", rfn_set_reader_threads, METH_O,
-     "_set_reader_threads(n) -> previous n: reader threads of the threaded hash, 0 = default (CPUs + 1)."},
-    {NULL, NULL, 0, NULL},
-};
-
-int
-rfn_hash_exec(PyObject *module)
-{
-    rfn_state *st = rfn_get_state(module);
-    st->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (st->sha256 == NULL) {
-        rfn_set_evp_error("EVP_MD_fetch(SHA256)");
-        return -1;
-    }
-    st->SourceChangedError = PyErr_NewExceptionWithDoc(
-        RFN_MODULE_NAME ".SourceChangedError",
-        "A source file changed (size or mtime) while it was being fingerprinted.",
-        PyExc_RuntimeError, NULL);
-    if (st->SourceChangedError == NULL) {
-        return -1;
-    }
-    if (PyModule_AddObjectRef(module, "SourceChangedError", st->SourceChangedError) < 0) {
-        return -1;
-    }
-    return PyModule_AddFunctions(module, rfn_hash_methods);
 }

@@ -651,23 +651,7 @@ typedef struct {
 static int
 rfn_grow(void **buf, size_t *cap, size_t need, size_t item)
 {
-    if (need <= *cap) {
-        return 0;
-    }
-    size_t ncap = *cap ? *cap : 16;
-    while (ncap < need) {
-        if (ncap > SIZE_MAX / 2 / item) {
-            return -1;
-        }
-        ncap *= 2;
-    }
-    void *nbuf = PyMem_Realloc(*buf, ncap * item);
-    if (nbuf == NULL) {
-        return -1;
-    }
-    *buf = nbuf;
-    *cap = ncap;
-    return 0;
+    return rfn_vec_grow_with(buf, cap, need, item, 16, PyMem_Realloc);  /* os.c */
 }
 
 static int
@@ -1219,7 +1203,7 @@ rfn_ignorespec_repr(PyObject *self)
 
 static PyMethodDef rfn_ignorespec_methods[] = {
     {"match_file", rfn_ignorespec_match_file, METH_O,
-     "match_file(path, /)\n--\n\n"
+     "match_file($self, path, /)\n--\n\n"
      "True when the last pattern matching path ignores it, exactly like\n"
      "pathspec.PathSpec.from_lines('gitwildmatch', patterns).match_file(path)."},
     {NULL, NULL, 0, NULL},

@@ -2,44 +2,7 @@
  * Each concern registers its own functions and types in its Py_mod_exec. */
 #include "rfn.h"
 
-#include <pthread.h>
-
-/* ---- C stack guard ---------------------------------------------------------- */
-
-/* This thread's stack, found once (pthread_getattr_np reads /proc/self/maps
- * for the main thread). lo == hi == 0: unknown. */
-static _Thread_local uintptr_t rfn_stack_lo, rfn_stack_hi;
-static _Thread_local int rfn_stack_known;
-
-#define RFN_STACK_MARGIN ((size_t)256 * 1024)
-
-size_t
-rfn_stack_avail(void)
-{
-    if (!rfn_stack_known) {
-        rfn_stack_known = 1;
-        pthread_attr_t attr;
-        if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-            void *addr;
-            size_t size;
-            if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-                rfn_stack_lo = (uintptr_t)addr;
-                rfn_stack_hi = (uintptr_t)addr + size;
-            }
-            pthread_attr_destroy(&attr);
-        }
-    }
-    char probe;
-    uintptr_t here = (uintptr_t)&probe;
-    if (here <= rfn_stack_lo || here > rfn_stack_hi) {
-        return SIZE_MAX;    /* unknown, or a frame not on this stack (ASan fake stack) */
-    }
-    /* A quarter of a small stack (threading.stack_size()) is margin enough. */
-    size_t size = rfn_stack_hi - rfn_stack_lo;
-    size_t margin = size / 4 < RFN_STACK_MARGIN ? size / 4 : RFN_STACK_MARGIN;
-    size_t left = here - rfn_stack_lo;
-    return left > margin ? left - margin : 0;
-}
+/* ---- C stack guard (the stack's bounds: os.c) ------------------------------- */
 
 int
 rfn_stack_check(size_t need)
@@ -51,6 +14,25 @@ rfn_stack_check(size_t need)
         return -1;
     }
     return 0;
+}
+
+/* ---- module exceptions ------------------------------------------------------ */
+
+int
+rfn_add_exception(PyObject *module, const char *name, const char *doc, PyObject *base,
+                  PyObject **slot)
+{
+    char qualified[128];
+    int n = snprintf(qualified, sizeof(qualified), "%s.%s", RFN_MODULE_NAME, name);
+    if (n < 0 || (size_t)n >= sizeof(qualified)) {
+        PyErr_SetString(PyExc_SystemError, "exception name too long");
+        return -1;
+    }
+    *slot = PyErr_NewExceptionWithDoc(qualified, doc, base, NULL);
+    if (*slot == NULL) {
+        return -1;
+    }
+    return PyModule_AddObjectRef(module, name, *slot);
 }
 
 static int

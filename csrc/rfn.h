@@ -3,7 +3,10 @@
  * Every internal symbol carries the rfn_ prefix. Each concern lives in its own
  * file and plugs into the module through one Py_mod_exec function:
  *   module.c  module definition, state, exec chain
+ *   os.c      OS helpers: long paths, threads, timed waits, CPUs, stack bounds
+ *             (core: no Python.h; os.h)
  *   hash.c    SHA-256 (OpenSSL EVP) and the framed, pipelined fingerprint stream
+ *             (core: no Python.h; hash.h; bindings: py_hash.c)
  *   sources.c compute_source_fingerprint(): flash's path arithmetic and ordering
  *   ignore.c  gitwildmatch patterns compiled like pathspec, and IgnoreSpec
  *   walk.c    the project walk (flash's get_file_tree) and fingerprint_project
@@ -19,12 +22,10 @@
 #include <Python.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "rfn_evp.h"      /* OpenSSL 3 EVP, with or without its headers */
-#include <pthread.h>
-#include <time.h>
+#include "os.h"
+#include "hash.h"         /* includes rfn_evp.h: OpenSSL 3 EVP */
 
 #define RFN_MODULE_NAME "runpod_flash_native._fingerprint"
-#define RFN_SHA256_LEN 32
 #define RFN_DIFF_NOBJ 16            /* objects diff.c keeps in the module state */
 
 typedef struct {
@@ -68,89 +69,30 @@ int rfn_copy_exec(PyObject *module);
  * recursion: with sys.setrecursionlimit() raised, a config nested 100,000
  * deep would overflow the C stack. rfn_stack_check(need) raises
  * RecursionError (returns -1) unless this thread's stack has need bytes plus
- * a safety margin left below the caller's frame; rfn_stack_avail() is that
- * room (SIZE_MAX when the stack bounds are unknown). */
+ * a safety margin left below the caller's frame; os.h's rfn_stack_avail() is
+ * that room (SIZE_MAX when the stack bounds are unknown). */
 int rfn_stack_check(size_t need);
-size_t rfn_stack_avail(void);
+
+/* Create the exception class RFN_MODULE_NAME.<name> (base, doc), keep it in
+ * *slot (module state) and add it to module as <name>. Returns 0 or -1. */
+int rfn_add_exception(PyObject *module, const char *name, const char *doc, PyObject *base,
+                      PyObject **slot);
 
 /* GC support for the objects diff.c keeps in the state. */
 int rfn_diff_traverse(rfn_state *st, visitproc visit, void *arg);
 void rfn_diff_clear(rfn_state *st);
 
-/* ---- hash.c: the fingerprint stream ------------------------------------ */
+/* ---- py_hash.c: the fingerprint stream from Python ----------------------- */
 
-/* One file framed into the fingerprint:
- *   be64(len(rel)) || rel || be64(len(content)) || content
- * open_path is the NUL-terminated filesystem path handed to open(2);
- * rel is the UTF-8 POSIX path relative to the project root. */
-typedef struct {
-    const char *open_path;
-    const char *rel;
-    size_t rel_len;
-} rfn_source;
+/* The poller that runs Python's signal handlers: it takes the GIL for a
+ * moment from *tstate (the caller's saved thread state, the GIL released)
+ * and returns -1, with the exception left set, if one raised. */
+rfn_poller rfn_signal_poller(PyThreadState **tstate);
 
-/* Why a fingerprint stopped. Filled without the GIL; turned into a Python
- * exception by rfn_raise_failure() once the GIL is held again. */
-enum rfn_failure_kind {
-    RFN_OK = 0,
-    RFN_FAIL_OS,            /* errno from open/fstat/read */
-    RFN_FAIL_NOT_REGULAR,   /* FIFO, socket or device: flash would block or read forever */
-    RFN_FAIL_CHANGED,       /* size or mtime moved while the file was hashed */
-    RFN_FAIL_NOMEM,
-    RFN_FAIL_THREAD,        /* pthread_create failed */
-    RFN_FAIL_EVP,           /* OpenSSL error; the error queue says which */
-    RFN_FAIL_INTERRUPTED,   /* a Python signal handler raised; exception is set */
-};
-
-typedef struct {
-    enum rfn_failure_kind kind;
-    int err_no;
-    size_t index;           /* which source failed */
-    const char *detail;     /* static text for CHANGED/NOT_REGULAR */
-} rfn_failure;
-
-/* Where sources come from. get() may block until source i exists; it returns
- * NULL once there are no more (or the producer failed and set *fail). */
-typedef struct rfn_source_feed rfn_source_feed;
-struct rfn_source_feed {
-    const rfn_source *(*get)(rfn_source_feed *feed, size_t i);
-    void *ctx;
-    /* Optional, for feeds whose get() can block for long (the walk):
-     * cancel() wakes a get() blocked on another thread and makes it return
-     * NULL. While tstate is non-NULL, get() runs on the calling thread and
-     * must run Python signal handlers (rfn_poll_signals) every ~50 ms while it
-     * waits; when one raises it sets interrupted and returns NULL. */
-    void (*cancel)(rfn_source_feed *feed);
-    PyThreadState **tstate;
-    int interrupted;
-};
-
-/* A feed over a fixed array. */
-typedef struct {
-    rfn_source_feed feed;
-    const rfn_source *items;
-    size_t count;
-} rfn_array_feed;
-void rfn_array_feed_init(rfn_array_feed *af, const rfn_source *items, size_t count);
-
-/* Hash every source of feed into digest. Must be called WITHOUT the GIL;
- * *tstate is the caller's saved thread state, used to take the GIL for a
- * moment now and then to run Python signal handlers (Ctrl-C). Returns 0, or
- * -1 with *fail filled. total_hint (bytes, 0 if unknown) picks between an
- * inline loop and a reader thread overlapping I/O with hashing. */
-int rfn_fingerprint_stream(rfn_state *st, rfn_source_feed *feed, uint64_t total_hint,
-                           PyThreadState **tstate, unsigned char digest[RFN_SHA256_LEN],
-                           rfn_failure *fail);
-
-/* open(2) that also reaches paths longer than PATH_MAX (flash's os calls fail
- * there with ENAMETOOLONG; we do not). */
-int rfn_open_long(const char *path, int flags);
-
-/* pthread_create() for our helper threads (walk, readers): they start with
- * every asynchronous signal blocked, so that the kernel delivers Ctrl-C and
- * timers to a Python thread, whose handlers the calling thread runs while it
- * waits. Returns pthread_create()'s error number. */
-int rfn_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
+/* rfn_fingerprint_stream() with the module's SHA-256 and reader threads
+ * (_set_reader_threads). Called WITHOUT the GIL. */
+int rfn_hash_feed(rfn_state *st, rfn_source_feed *feed, const rfn_poller *poll,
+                  unsigned char digest[RFN_SHA256_LEN], rfn_failure *fail);
 
 /* Set the Python exception describing fail for the file path (a str). */
 void rfn_raise_failure(rfn_state *st, const rfn_failure *fail, PyObject *path);
@@ -159,19 +101,6 @@ void rfn_raise_failure(rfn_state *st, const rfn_failure *fail, PyObject *path);
 void rfn_set_evp_error(const char *what);
 
 PyObject *rfn_hexdigest(const unsigned char digest[RFN_SHA256_LEN]);
-
-/* Waits on the calling thread run Python signal handlers at least this often
- * (and hashing, at least after this much time). */
-#define RFN_WAIT_POLL_NS (50 * 1000 * 1000)
-
-/* *ts = now + ns on CLOCK_MONOTONIC, the clock of every condition variable we
- * time out on: a wall-clock jump must not stretch the wait between two signal
- * polls. */
-void rfn_deadline_in(struct timespec *ts, long ns);
-
-/* Take the GIL for a moment and run pending signal handlers. Returns -1 (with
- * the exception left set, GIL released again) if one raised. */
-int rfn_poll_signals(PyThreadState **tstate);
 
 /* ---- sources.c: sort keys shared with the walk --------------------------- */
 

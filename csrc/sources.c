@@ -394,7 +394,8 @@ rfn_compute_source_fingerprint(PyObject *module, PyObject *args, PyObject *kwarg
     unsigned char digest[RFN_SHA256_LEN];
     rfn_failure fail;
     PyThreadState *ts = PyEval_SaveThread();
-    int rc = rfn_fingerprint_stream(st, &feed.feed, 0, &ts, digest, &fail);
+    rfn_poller poll = rfn_signal_poller(&ts);
+    int rc = rfn_hash_feed(st, &feed.feed, &poll, digest, &fail);
     PyEval_RestoreThread(ts);
 
     if (rc < 0) {

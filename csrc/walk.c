@@ -158,33 +158,15 @@ typedef struct {
     size_t encode_fail_index;       /* its position in the sorted list */
     const char *encode_fail_rel;
     size_t encode_fail_rel_len;
-    volatile int cancel;
+    int cancel;                     /* set under lock; the walk polls it without (atomic) */
+    int have_lock, have_cond;
     rfn_source_feed feed;
 } rfn_walk;
 
-/* ---- small vectors ---------------------------------------------------------- */
-
-static int
-rfn_grow(void **items, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap) {
-        return 0;
-    }
-    size_t ncap = *cap ? *cap : 64;
-    while (ncap < need) {
-        ncap *= 2;
-    }
-    void *p = realloc(*items, ncap * size);
-    if (p == NULL) {
-        return -1;
-    }
-    *items = p;
-    *cap = ncap;
-    return 0;
-}
+/* ---- small vectors (rfn_vec_grow: os.c) ----------------------------------------- */
 
 #define RFN_GROW(w, field, cap, need) \
-    rfn_grow((void **)&(w)->field, &(w)->cap, (need), sizeof(*(w)->field))
+    rfn_vec_grow((void **)&(w)->field, &(w)->cap, (need), sizeof(*(w)->field))
 
 static char *
 rfn_strndup(const char *s, size_t n)
@@ -317,17 +299,15 @@ rfn_walk_feed_get(rfn_source_feed *feed, size_t i)
     const rfn_source *src = NULL;
     pthread_mutex_lock(&w->lock);
     while (i >= w->nsources && !w->feed_closed && !w->cancel) {
-        if (feed->tstate == NULL) {
+        if (feed->poll == NULL) {
             pthread_cond_wait(&w->grew, &w->lock);
             continue;
         }
         /* On the calling thread: a long walk that emits nothing (a slow file
          * system, a deep tree of ignored entries) must not hold up Ctrl-C. */
-        struct timespec deadline;
-        rfn_deadline_in(&deadline, RFN_WAIT_POLL_NS);
-        if (pthread_cond_timedwait(&w->grew, &w->lock, &deadline) == ETIMEDOUT) {
+        if (rfn_cond_wait_ns(&w->grew, &w->lock, RFN_WAIT_POLL_NS) == ETIMEDOUT) {
             pthread_mutex_unlock(&w->lock);
-            int rc = rfn_poll_signals(feed->tstate);
+            int rc = rfn_poll(feed->poll);
             pthread_mutex_lock(&w->lock);
             if (rc < 0) {
                 feed->interrupted = 1;
@@ -347,7 +327,7 @@ rfn_walk_cancel(rfn_source_feed *feed)
 {
     rfn_walk *w = feed->ctx;
     pthread_mutex_lock(&w->lock);
-    w->cancel = 1;
+    rfn_cancel_set(&w->cancel);
     pthread_cond_broadcast(&w->grew);
     pthread_mutex_unlock(&w->lock);
 }
@@ -753,7 +733,7 @@ rfn_walk_list(rfn_walk *w, uint32_t d, size_t *nkids)
     }
     int rc = 0;
     for (;;) {
-        if (w->cancel) {
+        if (rfn_cancelled(&w->cancel)) {
             w->failure = RFN_WALK_CANCELLED;
             rc = -1;
             break;
@@ -887,10 +867,8 @@ rfn_walk_run(rfn_walk *w)
         if (rfn_walk_list(w, n, &nkids) < 0) {
             return;
         }
-        if (w->sorted && nkids > 1) {
-            /* kids is still NULL while no directory had an entry: qsort_r's
-             * pointer must not be NULL, even for 0 items (UBSan). */
-            qsort_r(w->kids, nkids, sizeof(uint32_t), rfn_compare_siblings, w);
+        if (w->sorted) {
+            rfn_sort_r(w->kids, nkids, sizeof(uint32_t), rfn_compare_siblings, w);
         }
         for (size_t i = nkids; i-- > 0;) {
             uint32_t kid = w->kids[i];
@@ -939,8 +917,12 @@ rfn_walk_dispose(rfn_walk *w)
         free(w->blocks[b]);
     }
     free(w->blocks);
-    pthread_cond_destroy(&w->grew);
-    pthread_mutex_destroy(&w->lock);
+    if (w->have_cond) {
+        pthread_cond_destroy(&w->grew);
+    }
+    if (w->have_lock) {
+        pthread_mutex_destroy(&w->lock);
+    }
     free(w);
 }
 
@@ -955,13 +937,12 @@ rfn_walk_new(const char *root, size_t root_len, const uint32_t *prefix, size_t p
     if (w == NULL) {
         return NULL;
     }
-    /* CLOCK_MONOTONIC: a wall-clock jump must not stretch a signal poll. */
-    pthread_condattr_t cond_attr;
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_init(&cond_attr);
-    pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->grew, &cond_attr);
-    pthread_condattr_destroy(&cond_attr);
+    w->have_lock = rfn_mutex_init(&w->lock) == 0;
+    w->have_cond = w->have_lock && rfn_cond_init(&w->grew) == 0;
+    if (!w->have_cond) {
+        rfn_walk_dispose(w);
+        return NULL;
+    }
     w->matcher = matcher;
     w->sorted = sorted;
     w->feed.get = rfn_walk_feed_get;
@@ -1180,6 +1161,17 @@ rfn_walk_from_args(const rfn_walk_args *a, int sorted)
     return w;
 }
 
+/* What an entry point took: the walk (NULL if it was never made) and its
+ * arguments. */
+static void
+rfn_walk_finish(rfn_walk *w, rfn_walk_args *a)
+{
+    if (w != NULL) {
+        rfn_walk_dispose(w);
+    }
+    rfn_walk_args_clear(a);
+}
+
 /* walk_files(root, spec, prefix) -> (files, warnings)
  * prefix: root's path relative to the base, or None when root is not under
  * the base (flash then ignores nothing). */
@@ -1216,10 +1208,7 @@ rfn_walk_files(PyObject *module, PyObject *args)
 exit:
     Py_XDECREF(files);
     Py_XDECREF(warnings);
-    if (w != NULL) {
-        rfn_walk_dispose(w);
-    }
-    rfn_walk_args_clear(&a);
+    rfn_walk_finish(w, &a);
     return result;
 }
 
@@ -1268,9 +1257,10 @@ rfn_fingerprint_tree(PyObject *module, PyObject *args)
     rfn_failure fail = {0};
     int rc = -1;
     PyThreadState *ts = PyEval_SaveThread();
+    rfn_poller poll = rfn_signal_poller(&ts);
     err = rfn_thread_start(&walker, rfn_walk_thread, w);
     if (err == 0) {
-        rc = rfn_fingerprint_stream(st, &w->feed, 0, &ts, digest, &fail);
+        rc = rfn_hash_feed(st, &w->feed, &poll, digest, &fail);
         if (rc < 0 && fail.kind == RFN_FAIL_INTERRUPTED) {
             rfn_walk_cancel(&w->feed);
         }
@@ -1319,20 +1309,19 @@ exit:
     Py_XDECREF(files);
     Py_XDECREF(digest_str);
     Py_XDECREF(warnings);
-    if (w != NULL) {
-        rfn_walk_dispose(w);
-    }
-    rfn_walk_args_clear(&a);
+    rfn_walk_finish(w, &a);
     return result;
 }
 
 static PyMethodDef rfn_walk_methods[] = {
     {"walk_files", rfn_walk_files, METH_VARARGS,
-     "walk_files(root, spec, prefix) -> (files, warnings)\n\n"
+     "walk_files(root, spec, prefix, /)\n--\n\n"
+     "-> (files, warnings)\n\n"
      "flash's get_file_tree: files in listing order (depth first). prefix is root's\n"
      "path relative to the base directory, or None to ignore nothing."},
     {"fingerprint_tree", rfn_fingerprint_tree, METH_VARARGS,
-     "fingerprint_tree(root, spec, want_files) -> (files | None, hexdigest, warnings)\n\n"
+     "fingerprint_tree(root, spec, want_files, /)\n--\n\n"
+     "-> (files | None, hexdigest, warnings)\n\n"
      "Walk root like get_file_tree and fingerprint the files relative to root,\n"
      "overlapping the walk, the reads and SHA-256."},
     {NULL, NULL, 0, NULL},
@@ -1342,12 +1331,9 @@ int
 rfn_walk_exec(PyObject *module)
 {
     rfn_state *st = rfn_get_state(module);
-    st->SymlinkLoopError = PyErr_NewExceptionWithDoc(
-        RFN_MODULE_NAME ".SymlinkLoopError",
-        "A directory symlink in the project leads back to one of its ancestors.",
-        PyExc_OSError, NULL);
-    if (st->SymlinkLoopError == NULL
-        || PyModule_AddObjectRef(module, "SymlinkLoopError", st->SymlinkLoopError) < 0) {
+    if (rfn_add_exception(module, "SymlinkLoopError",
+                          "A directory symlink in the project leads back to one of its ancestors.",
+                          PyExc_OSError, &st->SymlinkLoopError) < 0) {
         return -1;
     }
     return PyModule_AddFunctions(module, rfn_walk_methods);

@@ -1,5 +1,14 @@
+# The compiled extension (csrc/). Checked against the built module by
+# `python -m mypy.stubtest runpod_flash_native._fingerprint` (.ci/run), private
+# names included: tests use them.
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Any, final
+
+from typing_extensions import Buffer as _Buffer
+
+# ---- the fingerprint stream (csrc/hash.c, csrc/py_hash.c, csrc/sources.c) --
 
 class SourceChangedError(RuntimeError): ...
 
@@ -7,10 +16,18 @@ def compute_source_fingerprint(
     project_dir: str | os.PathLike[str], files: Iterable[str | os.PathLike[str]]
 ) -> str: ...
 
-# ---- ignore.c: gitwildmatch patterns ----------------------------------------
-import re
-from collections.abc import Iterable, Sequence
-from typing import final
+# Test hook: reader threads of the threaded hash (0 = default); returns the previous value.
+def _set_reader_threads(n: int, /) -> int: ...
+
+# Sizes the C code works in, for tests to derive their inputs from.
+_CHUNK_SIZE: int          # bytes per read(2) / ring slot
+_THREAD_THRESHOLD: int    # streams below this many bytes are hashed inline
+_READER_BLOCK: int        # consecutive files a reader frames in turn
+_MAX_READERS: int         # reader threads at most
+_WAIT_POLL_NS: int        # signal handlers run at least this often while waiting
+_PORTABLE_BUILD: int      # 1: the POSIX fallbacks of csrc/os.c are compiled in
+
+# ---- gitwildmatch patterns (csrc/ignore.c) ---------------------------------
 
 class InvalidPatternError(ValueError): ...
 class PatternRegexError(re.error): ...
@@ -26,23 +43,24 @@ def compile_ignore_patterns(
     patterns: Iterable[str], origins: Sequence[str] | None = None
 ) -> IgnoreSpec: ...
 
-# Test hooks for the GIL-free C entry points (rfn_fsdecode_cps, rfn_matcher_ignores).
+# Test hooks for the GIL-free C entry points (rfn_fsdecode_cps,
+# rfn_matcher_ignores, rfn_matcher_walk_entry).
 def _fsdecode(raw: bytes, /) -> str: ...
 def _match_fsbytes(spec: IgnoreSpec, raw: bytes, /) -> bool: ...
+def _match_walk(spec: IgnoreSpec, prefix: str, parts: list[bytes], /) -> list[bool]: ...
 
-# ---- walk.c
+# ---- the walk (csrc/walk.c) ------------------------------------------------
+
 class SymlinkLoopError(OSError): ...
 
 def walk_files(
-    root: str, spec: IgnoreSpec | None, prefix: str | None
+    root: str, spec: IgnoreSpec | None, prefix: str | None, /
 ) -> tuple[list[str], list[tuple[str, int]]]: ...
 def fingerprint_tree(
-    root: str, spec: IgnoreSpec | None, want_files: bool
+    root: str, spec: IgnoreSpec | None, want_files: bool, /
 ) -> tuple[list[str] | None, str, list[tuple[str, int]]]: ...
-# ---- deploy diff (csrc/diff.c) ---------------------------------------------
 
-from collections.abc import Hashable, Sequence
-from typing import Any
+# ---- deploy diff (csrc/diff.c) ---------------------------------------------
 
 RUNTIME_RESOURCE_FIELDS: frozenset[str]
 SOURCE_FINGERPRINT_ENV_KEY: str
@@ -71,8 +89,6 @@ def apply_reuse(
 ) -> None: ...
 
 # ---- parallel gzip helpers (csrc/pgzip.c, csrc/py_pgzip.c) -----------------
-
-from typing_extensions import Buffer as _Buffer  # noqa: E402
 
 def byte_entropy(data: _Buffer, segment_size: int, /) -> list[float]: ...
 def lz_matches(data: _Buffer, start: int, segment_size: int, /) -> list[int]: ...

@@ -1,10 +1,10 @@
 import importlib.machinery
 import os
-import pickle
 
 import pytest
 
 import runpod_flash_native._fingerprint as native
+from reference import make_traversable, run_as_nobody
 
 
 def pytest_configure(config):
@@ -51,59 +51,20 @@ def readers(request):
         native._set_reader_threads(previous)
 
 
-NOBODY = 65534
-
-
-def _make_traversable(path):
-    """Let an unprivileged user reach `path` (pytest's temp root is 0700)."""
-    path = os.path.abspath(path)
-    while path not in ("/", "/tmp"):
-        mode = os.stat(path).st_mode
-        os.chmod(path, mode | 0o055)
-        path = os.path.dirname(path)
-
-
 @pytest.fixture
 def unprivileged(tmp_path):
     """Run a callable as an unprivileged user and return its result.
 
     These machines (and CI) run as root, which bypasses file permissions, so
     PermissionError paths are exercised in a forked child that drops to
-    nobody. Exceptions raised in the child are re-raised here.
+    nobody (reference.run_as_nobody). Exceptions raised in the child are
+    re-raised here.
     """
 
     def run(fn):
-        if os.geteuid() != 0:
-            return fn()
-        _make_traversable(tmp_path)
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child
-            code = 0
-            try:
-                os.close(read_end)
-                os.setgroups([])
-                os.setresgid(NOBODY, NOBODY, NOBODY)
-                os.setresuid(NOBODY, NOBODY, NOBODY)
-                try:
-                    payload = ("ok", fn())
-                except BaseException as exc:  # noqa: BLE001 - shipped to the parent
-                    payload = ("error", exc)
-                with os.fdopen(write_end, "wb") as out:
-                    pickle.dump(payload, out)
-            except BaseException:  # noqa: BLE001
-                code = 1
-            finally:
-                os._exit(code)
-        os.close(write_end)
-        with os.fdopen(read_end, "rb") as inp:
-            data = inp.read()
-        _, status = os.waitpid(pid, 0)
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and data, "child failed"
-        kind, value = pickle.loads(data)
-        if kind == "error":
-            raise value
-        return value
+        if os.geteuid() == 0:
+            make_traversable(tmp_path)
+        return run_as_nobody(fn)
 
     return run
 

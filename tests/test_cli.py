@@ -20,15 +20,14 @@ from pathlib import Path
 
 import pytest
 
-import runpod_flash_native
 from runpod_flash_native import cli
 
 from runpod_flash.cli.commands import build as flash_build
 from runpod_flash.cli.utils import ignore as flash_ignore
 
-# Where the imported (built) package lives: the checkout for an in-place build,
-# site-packages after `pip install .`; subprocesses must import the same one.
-PACKAGE_ROOT = Path(runpod_flash_native.__file__).resolve().parent.parent
+# Where the imported (built) package lives; subprocesses must import the same one.
+from reference import PACKAGE_ROOT
+
 PROG = "runpod-flash-native"
 
 

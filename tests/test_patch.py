@@ -20,9 +20,8 @@ import pytest
 import runpod_flash_native
 from runpod_flash_native import _patch
 
-# Where the imported (built) package lives: the checkout for an in-place build,
-# site-packages after `pip install .`; subprocesses must import the same one.
-PACKAGE_ROOT = Path(runpod_flash_native.__file__).resolve().parent.parent
+# Where the imported (built) package lives; subprocesses must import the same one.
+from reference import PACKAGE_ROOT
 
 # Every (flash module, attribute) the issue names, and the native object it must
 # become.

@@ -35,7 +35,8 @@ from runpod_flash_native.build import compute_source_fingerprint, fingerprint_pr
 # the directory holding the package the tests import (site-packages after a
 # plain `pip install .`, the checkout after an in-place build): never the
 # source tree without its compiled extension
-PACKAGE_ROOT = Path(runpod_flash_native.__file__).resolve().parent.parent
+from reference import PACKAGE_ROOT
+
 FP = "_FLASH_SOURCE_FINGERPRINT"
 
 

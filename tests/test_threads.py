@@ -26,6 +26,8 @@ import pytest
 import runpod_flash_native as native
 from runpod_flash_native import _fingerprint, deployment
 from runpod_flash_native import ignore as native_ignore
+from reference import child_env
+from reference import outcome as reference_outcome
 
 THREADS = 8
 ROUNDS = 3
@@ -69,15 +71,8 @@ def _state(seed: int):
 
 
 def outcome(fn):
-    try:
-        value = fn()
-    except Exception as e:  # noqa: BLE001 - compared below
-        return ("err", type(e).__name__, str(getattr(e, "filename", None)))
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], list):
-        value = ([str(p) for p in value[0]], value[1])
-    elif isinstance(value, list) and value and isinstance(value[0], Path):
-        value = [str(p) for p in value]
-    return ("ok", value)
+    """fn()'s answer (paths as str) or its exception, as data (reference.outcome)."""
+    return reference_outcome(fn)
 
 
 def archive_digest(root: Path, seed: int) -> str:
@@ -166,7 +161,7 @@ def test_concurrent_calls_of_every_entry_point_match_sequential(trees):
         work = [workload(shared, own[t], spec, t) for t in range(THREADS)]
         sequential = [{name: outcome(fn) for name, fn in w.items()} for w in work]
         # Sanity: the sequential answers are the right ones.
-        assert sequential[0]["csf/missing"][1] == "FileNotFoundError"
+        assert sequential[0]["csf/missing"][1] is FileNotFoundError
         assert sequential[0]["fpf/shared"][1][1] == sequential[0]["fp/shared"][1]
         assert all(s["fp/shared"] == sequential[0]["fp/shared"] for s in sequential)
 
@@ -266,8 +261,7 @@ def test_no_deadlock_under_concurrency_and_signals(trees, tmp_path):
             fh.truncate(16 << 30)
         script = tmp_path / "child.py"
         script.write_text(textwrap.dedent(CHILD.format(tests_dir=os.path.dirname(__file__))))
-        pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(native.__file__)))
-        env = dict(os.environ, PYTHONPATH=pkg_parent + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env = child_env()
         try:
             proc = subprocess.run(
                 [sys.executable, str(script), str(shared), str(big_dir), *map(str, own)],

@@ -19,18 +19,11 @@ from hypothesis import strategies as st
 
 import runpod_flash_native as native
 from runpod_flash_native import ignore as native_ignore
+from reference import flash_fingerprint, flash_walk, framed_digest, outcome
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from runpod_flash.cli.commands.build import compute_source_fingerprint as flash_fingerprint
     from runpod_flash.cli.utils import ignore as flash_ignore
-
-
-def flash_walk(project: Path, directory: Path | None = None, base_dir: Path | None = None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        spec = flash_ignore.load_ignore_patterns(project)
-    return flash_ignore.get_file_tree(directory or project, spec, base_dir)
 
 
 def native_walk(project: Path, directory: Path | None = None, base_dir: Path | None = None):
@@ -235,13 +228,7 @@ def test_deep_tree_beyond_recursion_and_path_max(deep_tmp):
     files, fp = native.fingerprint_project_files(tmp_path)
     rel = "/".join(["d"] * depth) + "/leaf.py"
     assert [p.relative_to(tmp_path).as_posix() for p in files] == [rel]
-    import hashlib
-
-    h = hashlib.sha256()
-    for part in (rel.encode(), b"deep"):
-        h.update(len(part).to_bytes(8, "big"))
-        h.update(part)
-    assert fp == h.hexdigest()
+    assert fp == framed_digest([(rel, b"deep")])
 
 
 def test_permission_denied_directory_is_skipped_with_warning(tmp_path, caplog, unprivileged):
@@ -359,13 +346,6 @@ def build_tree(root: Path, entries, gitignore_lines) -> None:
             continue  # a file already stands where a directory is needed
 
 
-def _outcome(fn):
-    try:
-        return ("ok", fn())
-    except Exception as e:  # noqa: BLE001 - compared by type below
-        return ("error", type(e))
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     entries=st.lists(tree_entry, max_size=25),
@@ -376,11 +356,11 @@ def test_generated_trees_match_flash(tmp_path_factory, entries, lines):
     build_tree(root, entries, lines)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        flash_spec = _outcome(lambda: flash_ignore.load_ignore_patterns(root))
-    native_spec = _outcome(lambda: native_ignore.load_ignore_patterns(root))
-    if flash_spec[0] == "error":
+        flash_spec = outcome(flash_ignore.load_ignore_patterns, root, messages=False)
+    native_spec = outcome(native_ignore.load_ignore_patterns, root, messages=False)
+    if flash_spec[0] == "err":
         base = ValueError if issubclass(flash_spec[1], ValueError) else re.error
-        assert native_spec[0] == "error" and issubclass(native_spec[1], base)
+        assert native_spec[0] == "err" and issubclass(native_spec[1], base)
         return
     assert native_spec[0] == "ok"
     expected = flash_ignore.get_file_tree(root, flash_spec[1])

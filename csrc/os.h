@@ -1,0 +1,110 @@
+/* os: the operating-system helpers of the walk and the hash stream (opening
+ * long paths, helper threads, timed waits, CPU count, the C stack's bounds,
+ * kernel pseudo files). Compiles without Python.h.
+ *
+ * Linux-only calls (O_PATH, fstatfs magic numbers, sched_getaffinity,
+ * qsort_r, monotonic condition variables) sit behind
+ * `#if defined(__linux__) && !defined(RFN_PORTABLE)`; every other system gets
+ * (and an RFN_PORTABLE=1 build on Linux compiles) a POSIX fallback, which is
+ * what macOS has. Only the C stack's bounds have no POSIX way at all: each
+ * system's own call is used (glibc/musl, macOS, FreeBSD), also in the
+ * portable build.
+ */
+#ifndef RFN_OS_H
+#define RFN_OS_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#if defined(__linux__) && !defined(RFN_PORTABLE)
+#define RFN_OS_LINUX 1
+#else
+#define RFN_OS_LINUX 0
+#endif
+
+/* Called now and then from a long wait or loop on the calling thread (to run
+ * Python's signal handlers, for instance): 0 to go on, -1 to stop. */
+typedef struct {
+    int (*fn)(void *ctx);
+    void *ctx;
+} rfn_poller;
+
+static inline int
+rfn_poll(const rfn_poller *p)
+{
+    return p->fn(p->ctx);
+}
+
+/* Waits on the calling thread poll at least this often (and hashing, at
+ * least after this much time). */
+#define RFN_WAIT_POLL_NS (50 * 1000 * 1000)
+
+/* open(2) that also reaches paths longer than PATH_MAX (flash's os calls fail
+ * there with ENAMETOOLONG; we do not). */
+int rfn_open_long(const char *path, int flags);
+
+/* pthread_create() for our helper threads (walk, readers): they start with
+ * every asynchronous signal blocked, so that the kernel delivers Ctrl-C and
+ * timers to a Python thread, whose handlers the calling thread runs while it
+ * waits. Returns pthread_create()'s error number. */
+int rfn_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
+
+/* A mutex and a condition variable whose timed waits are measured on a clock
+ * a wall-clock jump does not move where the system has one (Linux: a
+ * CLOCK_MONOTONIC condition variable; macOS: relative waits; elsewhere the
+ * wall clock). Each returns 0 or an error number. */
+int rfn_mutex_init(pthread_mutex_t *mutex);
+int rfn_cond_init(pthread_cond_t *cond);
+
+/* Wait on cond (mutex held) for at most ns nanoseconds (< 1 s). Returns 0
+ * when woken (perhaps spuriously) or ETIMEDOUT. cond from rfn_cond_init. */
+int rfn_cond_wait_ns(pthread_cond_t *cond, pthread_mutex_t *mutex, long ns);
+
+/* A cancel flag a thread polls without the lock it is set under: it only
+ * ever goes from 0 to 1, and the poller re-reads it under the lock before it
+ * waits, so a relaxed atomic is enough. rfn_cancelled() is kept out of line
+ * so that fuzz/helgrind.supp can name it (helgrind does not know atomics). */
+int rfn_cancelled(const int *flag);
+void rfn_cancel_set(int *flag);
+
+/* CLOCK_MONOTONIC, in nanoseconds. */
+int64_t rfn_now_ns(void);
+
+/* The CPUs this process may run on (at least 1). */
+int rfn_cpu_count(void);
+
+/* Room left on this thread's C stack below the caller's frame, minus a
+ * safety margin; SIZE_MAX when the stack's bounds are unknown. */
+size_t rfn_stack_avail(void);
+
+/* Files whose fstat() size is not their length (Linux: procfs, sysfs and the
+ * like report 0 or a page, and no blocks): they must be read to EOF before
+ * their length is known. Elsewhere (and in a portable build): any file with
+ * no blocks and at most a page, which reads the same either way. */
+int rfn_is_pseudo_file(int fd, const struct stat *st);
+
+/* st's modification time, nanoseconds part and seconds. */
+#if defined(__APPLE__)
+#define RFN_ST_MTIM(st) ((st)->st_mtimespec)
+#else
+#define RFN_ST_MTIM(st) ((st)->st_mtim)
+#endif
+
+/* Make *items (realloc'd, of *cap items of size bytes) hold at least need
+ * items, doubling from 64. Returns 0, or -1 (out of memory or the size would
+ * overflow) with *items and *cap unchanged. */
+int rfn_vec_grow(void **items, size_t *cap, size_t need, size_t size);
+
+/* The same with another allocator (PyMem_Realloc, say) and first capacity. */
+int rfn_vec_grow_with(void **items, size_t *cap, size_t need, size_t size, size_t first,
+                      void *(*realloc_fn)(void *, size_t));
+
+/* qsort() with a context pointer for cmp (glibc's qsort_r; a heapsort where
+ * qsort_r is missing or takes its arguments in another order). */
+void rfn_sort_r(void *base, size_t n, size_t size,
+                int (*cmp)(const void *, const void *, void *), void *ctx);
+
+#endif /* RFN_OS_H */
