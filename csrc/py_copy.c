@@ -17,7 +17,8 @@ PyDoc_STRVAR(rfn_pyc_copy_files_doc,
 static int
 rfn_pyc_poll(void *ctx)
 {
-    return rfn_poll_signals((PyThreadState **)ctx) < 0;
+    rfn_poller poller = rfn_signal_poller((PyThreadState **)ctx);
+    return rfn_poll(&poller) < 0;
 }
 
 static const char *
