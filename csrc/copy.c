@@ -18,6 +18,7 @@
 #define _GNU_SOURCE 1
 
 #include "copy.h"
+#include "os.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -501,41 +502,6 @@ rfn_copy_thread_start(pthread_t *t, rfn_copy_worker *w)
     return err;
 }
 
-static void
-rfn_copy_deadline(struct timespec *ts, long ns)
-{
-#if defined(__linux__)
-    clock_gettime(CLOCK_MONOTONIC, ts);
-#else
-    clock_gettime(CLOCK_REALTIME, ts);
-#endif
-    ts->tv_sec += ns / 1000000000L;
-    ts->tv_nsec += ns % 1000000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec += 1;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
-static int
-rfn_copy_cond_init(pthread_cond_t *cond)
-{
-#if defined(__linux__)
-    pthread_condattr_t attr;
-    if (pthread_condattr_init(&attr) != 0) {
-        return -1;
-    }
-    int rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (rc == 0) {
-        rc = pthread_cond_init(cond, &attr);
-    }
-    pthread_condattr_destroy(&attr);
-    return rc == 0 ? 0 : -1;
-#else
-    return pthread_cond_init(cond, NULL) == 0 ? 0 : -1;
-#endif
-}
-
 /* Big files first (largest first), then the rest in list order: a big file
  * then overlaps the small ones instead of finishing alone at the end. Any
  * order keeps the failure rule: no job past the first failure starts. */
@@ -649,7 +615,7 @@ rfn_copy_run(rfn_copy_job *jobs, size_t n, const rfn_copy_opts *opts, rfn_copy_f
         goto exit;
     }
     have_lock = 1;
-    if (rfn_copy_cond_init(&cx.idle) < 0) {
+    if (rfn_cond_init(&cx.idle) != 0) {
         rfn_copy_set(fail, RFN_COPY_NOMEM, ENOMEM, RFN_COPY_PATH_SRC);
         goto exit;
     }
@@ -683,9 +649,7 @@ rfn_copy_run(rfn_copy_job *jobs, size_t n, const rfn_copy_opts *opts, rfn_copy_f
     }
     int interrupted = 0;
     while (cx.running > 0) {
-        struct timespec deadline;
-        rfn_copy_deadline(&deadline, opts->poll_ns > 0 ? opts->poll_ns : 50 * 1000 * 1000L);
-        int rc = pthread_cond_timedwait(&cx.idle, &cx.lock, &deadline);
+        int rc = rfn_cond_wait_ns(&cx.idle, &cx.lock, opts->poll_ns > 0 ? opts->poll_ns : 50 * 1000 * 1000L);
         if (rc == ETIMEDOUT && opts->poll != NULL && !interrupted) {
             pthread_mutex_unlock(&cx.lock);
             if (opts->poll(opts->poll_ctx) != 0) {
