@@ -54,9 +54,13 @@ __all__ = [
 ]
 
 #: The runpod-flash releases this release of runpod_flash_native was verified
-#: against (differential tests + the end-to-end ``flash build`` comparison).
-SUPPORTED_FLASH_VERSIONS = ">=1.21.0,<1.22.0"
-_MIN_VERSION = (1, 21, 0)
+#: against (differential tests + the end-to-end ``flash build`` comparison):
+#: 1.14.0 through 1.21.x, the releases that write a source fingerprint. Their
+#: patched call sites are identical; only the deploy-time fingerprint injection
+#: differs (1.21.0 skips client-mode resources; see
+#: :mod:`runpod_flash_native.deployment`).
+SUPPORTED_FLASH_VERSIONS = ">=1.14.0,<1.22.0"
+_MIN_VERSION = (1, 14, 0)
 _MAX_VERSION_EXCLUSIVE = (1, 22, 0)
 
 
