@@ -204,10 +204,18 @@ def patch_flash() -> bool:
         for site in SITES:
             native_module = importlib.import_module(site.native_module)
             natives[site.key] = getattr(native_module, site.native_attr)
-            modules[site.module] = importlib.import_module(site.module)
+            try:
+                modules[site.module] = importlib.import_module(site.module)
+            except ModuleNotFoundError as e:
+                # a module the release does not have (1.14.0 has no
+                # stubs.local_modules): nothing there to patch
+                if e.name != site.module:
+                    raise
 
         todo = []
         for site in SITES:
+            if site.module not in modules:
+                continue
             current = getattr(modules[site.module], site.attr, None)
             native = natives[site.key]
             if current is native:

@@ -522,7 +522,7 @@ def test_inject_source_fingerprint():
             "e": {"env": None},
         },
     }
-    d.inject_source_fingerprint(m)
+    d.inject_source_fingerprint(m, flash_version="1.21.0")
     r = m["resources"]
     assert r["a"]["env"] == {"K": "v", FP_KEY: "abc"}
     assert r["b"] == {"env": {FP_KEY: "abc"}}
