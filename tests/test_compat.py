@@ -14,7 +14,6 @@ the installed release.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import subprocess
@@ -39,9 +38,6 @@ from runpod_flash_native import ignore as rfn_ignore  # noqa: E402
 FLASH_VERSION = _patch._flash_version()
 PATHSPEC_VERSION = pathspec.__version__
 DIALECT = rfn_ignore.dialect_of_pathspec_version(PATHSPEC_VERSION)
-
-# flash logs warnings (unreadable .gitignore, .flashignore) we do not compare here
-logging.getLogger("runpod_flash").setLevel(logging.CRITICAL)
 
 
 def test_environment_is_one_this_package_was_verified_with():
