@@ -1588,10 +1588,14 @@ rfn_plan_find_adoptable(rfn_state *st, rfn_plan *p)
  * once planning ends; apply_reuse makes them for real) so that a later
  * comparison sees them when the manifests share objects, as flash's does. */
 static int
-rfn_plan_tentative_reuse(rfn_state *st, rfn_plan *p, PyObject *name, PyObject *local, PyObject *state)
+rfn_plan_tentative_reuse(rfn_state *st, rfn_plan *p, PyObject *name, PyObject *local, PyObject *state,
+                         Py_ssize_t own_refs)
 {
     PyObject *keys[2] = {RFN_OBJ(st, RFN_D_ENDPOINT_ID), RFN_OBJ(st, RFN_D_AI_KEY)};
-    for (int k = 0; k < 2; k++) {
+    /* A config nothing else refers to (only the resources dict and this
+     * planner) sits in no other config: its writes cannot show. */
+    int nk = Py_REFCNT(local) > own_refs ? 2 : 0;
+    for (int k = 0; k < nk; k++) {
         PyObject *v = Py_XNewRef(PyDict_GetItemWithError(state, keys[k]));
         int rc = v ? rfn_logged_setitem(p->log, local, keys[k], v) : (PyErr_Occurred() ? -1 : 0);
         Py_XDECREF(v);
@@ -1672,7 +1676,12 @@ rfn_plan_decide_one(rfn_state *st, rfn_plan *p, PyObject *name, int adopt)
         }
     }
     if (reuse) {
-        rc = PyList_Append(p->reuse, name) < 0 ? -1 : rfn_plan_tentative_reuse(st, p, name, local, state);
+        /* references to the config: the resources dict, ours here, and the
+         * targets list's when it got the fingerprint */
+        int inject = PySet_Contains(p->injected, name);
+        rc = inject < 0 || PyList_Append(p->reuse, name) < 0
+                 ? -1
+                 : rfn_plan_tentative_reuse(st, p, name, local, state, 2 + inject);
     }
     else if (PyList_Append(p->update, name) == 0) {
         rc = rfn_plan_add_reason(st, p, name, changes, !has_endpoint);
