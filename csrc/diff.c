@@ -989,13 +989,9 @@ rfn_pop_runtime_fields(rfn_state *st, PyObject *copy)
     return rc < 0 || PyErr_Occurred() ? -1 : 0;
 }
 
-/* _resource_config_for_compare(config), with the fingerprint injected into
- * the copy first when fp is not NULL (flash injects before copying; the
- * result is the same). */
-static PyObject *rfn_inject_one(rfn_state *st, PyObject *config, PyObject *fp);
-
+/* _resource_config_for_compare(config). */
 static PyObject *
-rfn_config_for_compare(rfn_state *st, PyObject *config, PyObject *fp)
+rfn_config_for_compare(rfn_state *st, PyObject *config)
 {
     rfn_copier c = {.memo = PyDict_New()};
     if (c.memo == NULL) {
@@ -1006,18 +1002,6 @@ rfn_config_for_compare(rfn_state *st, PyObject *config, PyObject *fp)
     Py_XDECREF(c.py_deepcopy);
     if (copy == NULL) {
         return NULL;
-    }
-    if (fp != NULL) {
-        PyObject *r = PyDict_Check(copy) ? rfn_inject_one(st, copy, fp) : NULL;
-        if (r == NULL) {
-            if (!PyErr_Occurred()) {
-                PyErr_Format(PyExc_TypeError, "deep copy of a config is a %.200s, not a dict",
-                             Py_TYPE(copy)->tp_name);
-            }
-            Py_DECREF(copy);
-            return NULL;
-        }
-        Py_DECREF(r);
     }
     if (rfn_pop_runtime_fields(st, copy) < 0) {
         Py_CLEAR(copy);
@@ -1158,12 +1142,12 @@ exit:
  * state. 1 differ, 0 equal, -1 error. With copies != NULL, the two compare
  * configs are returned there (new references) for explaining. */
 static int
-rfn_slow_compare(rfn_state *st, PyObject *local, PyObject *fp, PyObject *state, PyObject *copies[2])
+rfn_slow_compare(rfn_state *st, PyObject *local, PyObject *state, PyObject *copies[2])
 {
     int rc = -1;
     PyObject *lc = NULL, *lt = NULL, *sc = NULL, *stext = NULL;
-    if ((lc = rfn_config_for_compare(st, local, fp)) == NULL || (lt = rfn_json_dumps_sorted(lc)) == NULL
-        || (sc = rfn_config_for_compare(st, state, NULL)) == NULL
+    if ((lc = rfn_config_for_compare(st, local)) == NULL || (lt = rfn_json_dumps_sorted(lc)) == NULL
+        || (sc = rfn_config_for_compare(st, state)) == NULL
         || (stext = rfn_json_dumps_sorted(sc)) == NULL) {
         goto exit;
     }
@@ -1181,57 +1165,20 @@ exit:
     return rc;
 }
 
-/* ---- one resource: the local config as flash sees it after injection ---- */
+/* ---- one resource ---------------------------------------------------------- */
 
-/* An exact-dict view of config with the fingerprint injected, without
- * touching config: new dicts for the config and its env. NULL without an
- * exception when config or env is a dict subclass (the slow path injects into
- * its deep copy instead). */
-static PyObject *
-rfn_injected_view(rfn_state *st, PyObject *config, PyObject *fp)
-{
-    if (!PyDict_CheckExact(config)) {
-        return NULL;
-    }
-    PyObject *env = PyDict_GetItemWithError(config, RFN_OBJ(st, RFN_D_ENV));
-    if (env == NULL && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (env != NULL && env != Py_None && !PyDict_CheckExact(env)) {
-        return NULL;
-    }
-    PyObject *view = NULL;
-    PyObject *new_env = env != NULL && env != Py_None ? PyDict_Copy(env) : PyDict_New();
-    if (new_env == NULL || PyDict_SetItem(new_env, RFN_OBJ(st, RFN_D_FP_KEY), fp) < 0) {
-        goto exit;
-    }
-    view = PyDict_Copy(config);
-    if (view != NULL && PyDict_SetItem(view, RFN_OBJ(st, RFN_D_ENV), new_env) < 0) {
-        Py_CLEAR(view);
-    }
-
-exit:
-    Py_XDECREF(new_env);
-    return view;
-}
-
-/* Does flash roll this resource for its config? 1 yes, 0 no, -1 error.
- * fp: inject it into (a view of) the local config first. With changes not
+/* Does flash roll this resource for its config (as it is now: plan injects
+ * in place first, as flash does)? 1 yes, 0 no, -1 error. With changes not
  * NULL and a difference found, the differences are appended to it. */
 static int
-rfn_resource_differs(rfn_state *st, PyObject *local, PyObject *fp, PyObject *state, PyObject *changes)
+rfn_resource_differs(rfn_state *st, PyObject *local, PyObject *state, PyObject *changes)
 {
-    PyObject *view = fp ? rfn_injected_view(st, local, fp) : Py_NewRef(local);
-    if (view == NULL && PyErr_Occurred()) {
-        return -1;
-    }
-    int rc = view ? rfn_fast_compare(st, view, state, changes) : RFN_UNDECIDED;
-    Py_XDECREF(view);
+    int rc = rfn_fast_compare(st, local, state, changes);
     if (rc != RFN_UNDECIDED) {
         return rc;
     }
     PyObject *copies[2] = {NULL, NULL};
-    rc = rfn_slow_compare(st, local, fp, state, changes ? copies : NULL);
+    rc = rfn_slow_compare(st, local, state, changes ? copies : NULL);
     if (rc == 1 && changes != NULL) {
         /* Not plain: report the configs as compared, as one change. */
         PyObject *path = PyTuple_New(0);
@@ -1289,7 +1236,55 @@ typedef struct {
     PyObject *resources;   /* local_manifest["resources"], or NULL */
     PyObject *fp;          /* the fingerprint to inject, or NULL */
     PyObject *targets;     /* list of (name, config) that get the fingerprint */
+    int skip_client_mode;  /* flash >= 1.21.0: client-mode resources get none */
 } rfn_local;
+
+/* ---- logged writes: what flash mutates, undone on failure ------------------ */
+
+/* An undo log is a list of (dict, key) (the key was absent) and (dict, key,
+ * old value) entries, in write order. */
+static int
+rfn_log_put(PyObject *log, PyObject *d, PyObject *key)
+{
+    PyObject *old = PyDict_GetItemWithError(d, key);
+    if (old == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *entry = old ? PyTuple_Pack(3, d, key, old) : PyTuple_Pack(2, d, key);
+    int rc = entry ? PyList_Append(log, entry) : -1;
+    Py_XDECREF(entry);
+    return rc;
+}
+
+/* d[key] = value through d's own __setitem__ (as flash writes), logged. */
+static int
+rfn_logged_setitem(PyObject *log, PyObject *d, PyObject *key, PyObject *value)
+{
+    return rfn_log_put(log, d, key) < 0 ? -1 : PyObject_SetItem(d, key, value);
+}
+
+/* Restore, newest first, what the entries of log from index start on
+ * replaced, and drop them from the log. Keeps any pending exception; a
+ * failing restore (a key some __setitem__ did not store) is skipped. */
+static void
+rfn_log_undo(PyObject *log, Py_ssize_t start)
+{
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    for (Py_ssize_t i = PyList_GET_SIZE(log); i-- > start;) {
+        PyObject *entry = PyList_GET_ITEM(log, i);
+        PyObject *d = PyTuple_GET_ITEM(entry, 0), *key = PyTuple_GET_ITEM(entry, 1);
+        int rc = PyTuple_GET_SIZE(entry) == 3 ? PyDict_SetItem(d, key, PyTuple_GET_ITEM(entry, 2))
+                                              : PyDict_DelItem(d, key);
+        if (rc < 0) {
+            PyErr_Clear();
+        }
+    }
+    if (PyList_SetSlice(log, start, PyList_GET_SIZE(log), NULL) < 0) {
+        PyErr_Clear();
+    }
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+}
 
 static void
 rfn_local_clear(rfn_local *l)
@@ -1312,11 +1307,13 @@ rfn_local_scan_one(rfn_state *st, rfn_local *l, PyObject *name, PyObject *config
     if (l->fp == NULL) {
         return 0;
     }
-    PyObject *client_mode = Py_XNewRef(rfn_dict_get(config, RFN_OBJ(st, RFN_D_CLIENT_MODE)));
-    int skip = client_mode ? PyObject_IsTrue(client_mode) : (PyErr_Occurred() ? -1 : 0);
-    Py_XDECREF(client_mode);
-    if (skip != 0) {
-        return skip < 0 ? -1 : 0;
+    if (l->skip_client_mode) {   /* flash >= 1.21.0; before, every resource */
+        PyObject *client_mode = Py_XNewRef(rfn_dict_get(config, RFN_OBJ(st, RFN_D_CLIENT_MODE)));
+        int skip = client_mode ? PyObject_IsTrue(client_mode) : (PyErr_Occurred() ? -1 : 0);
+        Py_XDECREF(client_mode);
+        if (skip != 0) {
+            return skip < 0 ? -1 : 0;
+        }
     }
     PyObject *env = rfn_dict_get(config, RFN_OBJ(st, RFN_D_ENV));
     if (env == NULL && PyErr_Occurred()) {
@@ -1355,9 +1352,10 @@ rfn_local_scan_targets(rfn_state *st, rfn_local *l)
 }
 
 static int
-rfn_local_scan(rfn_state *st, PyObject *manifest, rfn_local *l)
+rfn_local_scan(rfn_state *st, PyObject *manifest, rfn_local *l, int skip_client_mode)
 {
     memset(l, 0, sizeof(*l));
+    l->skip_client_mode = skip_client_mode;
     if (rfn_require_manifest(manifest, "local_manifest") < 0
         || rfn_get_dict_member(manifest, RFN_OBJ(st, RFN_D_RESOURCES), "local_manifest",
                                &l->resources) < 0) {
@@ -1387,44 +1385,52 @@ rfn_local_scan(rfn_state *st, PyObject *manifest, rfn_local *l)
     return l->resources ? rfn_local_scan_targets(st, l) : 0;
 }
 
-/* env = config.setdefault("env", {}); env[KEY] = fp. An env of None (flash
- * raises TypeError on it) is replaced by a new dict. Returns the env (new
- * reference). */
-static PyObject *
-rfn_inject_one(rfn_state *st, PyObject *config, PyObject *fp)
+/* env = config.setdefault("env", {}); env[KEY] = fp, in place, logged. An
+ * env of None (flash raises TypeError on it) is replaced by a new dict. The
+ * env is looked up when its resource's turn comes, as flash does: an earlier
+ * injection into a shared object shows. */
+static int
+rfn_inject_one(rfn_state *st, PyObject *config, PyObject *fp, PyObject *log)
 {
     PyObject *key_env = RFN_OBJ(st, RFN_D_ENV);
     PyObject *env = rfn_dict_get(config, key_env);
     if (env == NULL && PyErr_Occurred()) {
-        return NULL;
+        return -1;
     }
     if (env == NULL || env == Py_None) {
         PyObject *fresh = PyDict_New();
-        if (fresh == NULL || PyDict_SetItem(config, key_env, fresh) < 0) {
+        if (fresh == NULL || rfn_log_put(log, config, key_env) < 0
+            || PyDict_SetItem(config, key_env, fresh) < 0) {
             Py_XDECREF(fresh);
-            return NULL;
+            return -1;
         }
         env = fresh;
+    }
+    else if (!PyDict_Check(env)) {
+        /* checked by the scan; only Python code run since could change it */
+        PyErr_Format(PyExc_TypeError, "env changed to a %.200s while injecting", Py_TYPE(env)->tp_name);
+        return -1;
     }
     else {
         Py_INCREF(env);
     }
-    if (PyObject_SetItem(env, RFN_OBJ(st, RFN_D_FP_KEY), fp) < 0) {
-        Py_CLEAR(env);
-    }
-    return env;
+    int rc = rfn_logged_setitem(log, env, RFN_OBJ(st, RFN_D_FP_KEY), fp);
+    Py_DECREF(env);
+    return rc;
 }
 
+/* Inject into every target, in the manifest's order (flash's loop). On an
+ * error everything written is undone. */
 static int
-rfn_local_inject(rfn_state *st, rfn_local *l)
+rfn_local_inject(rfn_state *st, rfn_local *l, PyObject *log)
 {
+    Py_ssize_t start = PyList_GET_SIZE(log);
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(l->targets); i++) {
         PyObject *config = PyTuple_GET_ITEM(PyList_GET_ITEM(l->targets, i), 1);
-        PyObject *env = rfn_inject_one(st, config, l->fp);
-        if (env == NULL) {
+        if (rfn_inject_one(st, config, l->fp, log) < 0) {
+            rfn_log_undo(log, start);
             return -1;
         }
-        Py_DECREF(env);
     }
     return 0;
 }
@@ -1433,12 +1439,15 @@ rfn_local_inject(rfn_state *st, rfn_local *l)
 
 typedef struct {
     rfn_local local;
+    PyObject *local_manifest, *state_manifest;   /* borrowed: the arguments */
     PyObject *state_resources;   /* or NULL */
     PyObject *state_endpoints;   /* or NULL */
     PyObject *injected;          /* set of names that get the fingerprint */
+    PyObject *adoptable;         /* "adopt": names equal before injection, no deployed fingerprint */
     PyObject *provision, *shared, *delete_;
     PyObject *update, *reuse, *adopted;
     PyObject *reasons;           /* name -> [ (path, kind, old, new), ... ] */
+    PyObject *log;               /* undo log: the injection, then the tentative reuse writes */
 } rfn_plan;
 
 static void
@@ -1448,6 +1457,8 @@ rfn_plan_clear(rfn_plan *p)
     Py_CLEAR(p->state_resources);
     Py_CLEAR(p->state_endpoints);
     Py_CLEAR(p->injected);
+    Py_CLEAR(p->adoptable);
+    Py_CLEAR(p->log);
     Py_CLEAR(p->provision);
     Py_CLEAR(p->shared);
     Py_CLEAR(p->delete_);
@@ -1537,17 +1548,84 @@ rfn_state_has_fingerprint(rfn_state *st, PyObject *state_config)
     return PyDict_Check(env) ? PySequence_Contains(env, RFN_OBJ(st, RFN_D_FP_KEY)) : 0;
 }
 
-/* Under "adopt": a deployed config without a fingerprint that equals the
- * local config as it was before injection is not rolled. */
+/* Under "adopt", before injecting: the shared resources that get the
+ * fingerprint, have an endpoint, were deployed without a fingerprint and
+ * whose deployed config equals the local one as it is now. */
 static int
-rfn_plan_adoptable(rfn_state *st, PyObject *local, PyObject *state)
+rfn_plan_find_adoptable(rfn_state *st, rfn_plan *p)
 {
-    int has = rfn_state_has_fingerprint(st, state);
-    if (has != 0) {
-        return has < 0 ? -1 : 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(p->shared); i++) {
+        PyObject *name = PyList_GET_ITEM(p->shared, i);
+        int inject = PySet_Contains(p->injected, name);
+        int has_endpoint = p->state_endpoints ? PyDict_Contains(p->state_endpoints, name) : 0;
+        if (inject < 0 || has_endpoint < 0) {
+            return -1;
+        }
+        if (!inject || !has_endpoint) {
+            continue;
+        }
+        PyObject *local = Py_XNewRef(PyDict_GetItemWithError(p->local.resources, name));
+        PyObject *state = Py_XNewRef(PyDict_GetItemWithError(p->state_resources, name));
+        int rc = -1;
+        if (local != NULL && state != NULL) {
+            int has = rfn_state_has_fingerprint(st, state);
+            int differs = has == 0 ? rfn_resource_differs(st, local, state, NULL) : has < 0 ? -1 : 1;
+            rc = differs < 0 ? -1 : differs ? 0 : PySet_Add(p->adoptable, name);
+        }
+        else if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "manifest changed while planning");
+        }
+        Py_XDECREF(local);
+        Py_XDECREF(state);
+        if (rc < 0) {
+            return -1;
+        }
     }
-    int differs = rfn_resource_differs(st, local, NULL, state, NULL);
-    return differs < 0 ? -1 : !differs;
+    return 0;
+}
+
+/* flash's writes for a reused resource, made tentatively (logged, undone
+ * once planning ends; apply_reuse makes them for real) so that a later
+ * comparison sees them when the manifests share objects, as flash's does. */
+static int
+rfn_plan_tentative_reuse(rfn_state *st, rfn_plan *p, PyObject *name, PyObject *local, PyObject *state,
+                         Py_ssize_t own_refs)
+{
+    PyObject *keys[2] = {RFN_OBJ(st, RFN_D_ENDPOINT_ID), RFN_OBJ(st, RFN_D_AI_KEY)};
+    /* A config nothing else refers to (only the resources dict and this
+     * planner) sits in no other config: its writes cannot show. */
+    int nk = Py_REFCNT(local) > own_refs ? 2 : 0;
+    for (int k = 0; k < nk; k++) {
+        PyObject *v = Py_XNewRef(PyDict_GetItemWithError(state, keys[k]));
+        int rc = v ? rfn_logged_setitem(p->log, local, keys[k], v) : (PyErr_Occurred() ? -1 : 0);
+        Py_XDECREF(v);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    PyObject *k_eps = RFN_OBJ(st, RFN_D_RESOURCES_ENDPOINTS);
+    PyObject *seps = PyDict_GetItemWithError(p->state_manifest, k_eps);
+    PyObject *ep = seps && PyDict_Check(seps) ? PyDict_GetItemWithError(seps, name) : NULL;
+    if (ep == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    Py_INCREF(ep);
+    int rc = -1;
+    PyObject *leps = PyDict_GetItemWithError(p->local_manifest, k_eps);
+    if (leps == NULL && !PyErr_Occurred()) {
+        PyObject *fresh = PyDict_New();
+        if (fresh != NULL && rfn_log_put(p->log, p->local_manifest, k_eps) == 0
+            && PyDict_SetItem(p->local_manifest, k_eps, fresh) == 0) {
+            leps = fresh;
+        }
+        Py_XDECREF(fresh);   /* the manifest holds it */
+    }
+    if (leps != NULL) {
+        /* not a dict: apply_reuse raises; nothing to show through */
+        rc = PyDict_Check(leps) ? rfn_logged_setitem(p->log, leps, name, ep) : 0;
+    }
+    Py_DECREF(ep);
+    return rc;
 }
 
 static int
@@ -1578,18 +1656,19 @@ rfn_plan_decide_one(rfn_state *st, rfn_plan *p, PyObject *name, int adopt)
     if (local == NULL || state == NULL || changes == NULL) {
         goto exit;
     }
-    int inject = PySet_Contains(p->injected, name);
-    int has_endpoint = p->state_endpoints ? PyDict_Contains(p->state_endpoints, name) : 0;
-    if (inject < 0 || has_endpoint < 0) {
+    /* flash looks the endpoints up per resource */
+    PyObject *seps = PyDict_GetItemWithError(p->state_manifest, RFN_OBJ(st, RFN_D_RESOURCES_ENDPOINTS));
+    int has_endpoint = seps && PyDict_Check(seps) ? PyDict_Contains(seps, name) : 0;
+    if (has_endpoint < 0 || PyErr_Occurred()) {
         goto exit;
     }
-    int differs = rfn_resource_differs(st, local, inject ? p->local.fp : NULL, state, changes);
+    int differs = rfn_resource_differs(st, local, state, changes);
     if (differs < 0) {
         goto exit;
     }
     int reuse = !differs && has_endpoint;
-    if (differs && has_endpoint && adopt && inject) {
-        if ((reuse = rfn_plan_adoptable(st, local, state)) < 0) {
+    if (differs && has_endpoint && adopt) {
+        if ((reuse = PySet_Contains(p->adoptable, name)) < 0) {
             goto exit;
         }
         if (reuse && PyList_Append(p->adopted, name) < 0) {
@@ -1597,7 +1676,12 @@ rfn_plan_decide_one(rfn_state *st, rfn_plan *p, PyObject *name, int adopt)
         }
     }
     if (reuse) {
-        rc = PyList_Append(p->reuse, name);
+        /* references to the config: the resources dict, ours here, and the
+         * targets list's when it got the fingerprint */
+        int inject = PySet_Contains(p->injected, name);
+        rc = inject < 0 || PyList_Append(p->reuse, name) < 0
+                 ? -1
+                 : rfn_plan_tentative_reuse(st, p, name, local, state, 2 + inject);
     }
     else if (PyList_Append(p->update, name) == 0) {
         rc = rfn_plan_add_reason(st, p, name, changes, !has_endpoint);
@@ -1613,12 +1697,19 @@ exit:
     return rc;
 }
 
+/* flash's order of effects: inject into every target in place, then
+ * compare each shared resource (sorted), making the reuse writes as it goes.
+ * Comparing the injected objects themselves makes an injection into an
+ * object two resources (or both manifests) share show wherever flash's does.
+ * The reuse writes are undone at the end (apply_reuse's job), and on an
+ * error the injection too: local_manifest is then unchanged. */
 static int
 rfn_plan_decide(rfn_state *st, rfn_plan *p, int adopt)
 {
-    if ((p->injected = PySet_New(NULL)) == NULL || (p->update = PyList_New(0)) == NULL
-        || (p->reuse = PyList_New(0)) == NULL || (p->adopted = PyList_New(0)) == NULL
-        || (p->reasons = PyDict_New()) == NULL) {
+    if ((p->injected = PySet_New(NULL)) == NULL || (p->adoptable = PySet_New(NULL)) == NULL
+        || (p->update = PyList_New(0)) == NULL || (p->reuse = PyList_New(0)) == NULL
+        || (p->adopted = PyList_New(0)) == NULL || (p->reasons = PyDict_New()) == NULL
+        || (p->log = PyList_New(0)) == NULL) {
         return -1;
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(p->local.targets); i++) {
@@ -1626,29 +1717,45 @@ rfn_plan_decide(rfn_state *st, rfn_plan *p, int adopt)
             return -1;
         }
     }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(p->shared); i++) {
-        if (rfn_plan_decide_one(st, p, PyList_GET_ITEM(p->shared, i), adopt) < 0) {
-            return -1;
-        }
+    if ((adopt && rfn_plan_find_adoptable(st, p) < 0) || rfn_local_inject(st, &p->local, p->log) < 0) {
+        return -1;
     }
-    return 0;
+    Py_ssize_t injected_until = PyList_GET_SIZE(p->log);
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(p->shared) && rc == 0; i++) {
+        rc = rfn_plan_decide_one(st, p, PyList_GET_ITEM(p->shared, i), adopt);
+    }
+    rfn_log_undo(p->log, rc < 0 ? 0 : injected_until);
+    return rc;
 }
 
 /* ---- Python entry points ----------------------------------------------------- */
 
 static PyObject *
-rfn_py_inject_source_fingerprint(PyObject *module, PyObject *local_manifest)
+rfn_py_inject_source_fingerprint(PyObject *module, PyObject *args, PyObject *kwargs)
 {
+    static char *kwlist[] = {"local_manifest", "skip_client_mode", NULL};
+    PyObject *local_manifest;
+    int skip_client_mode = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$p:inject_source_fingerprint", kwlist,
+                                     &local_manifest, &skip_client_mode)) {
+        return NULL;
+    }
     rfn_state *st = rfn_get_state(module);
     rfn_local l;
     PyObject *result = NULL;
-    if (rfn_local_scan(st, local_manifest, &l) < 0 || rfn_local_inject(st, &l) < 0) {
+    PyObject *log = PyList_New(0);
+    if (log == NULL) {
+        return NULL;
+    }
+    if (rfn_local_scan(st, local_manifest, &l, skip_client_mode) < 0 || rfn_local_inject(st, &l, log) < 0) {
         goto exit;
     }
     result = Py_NewRef(Py_None);
 
 exit:
     rfn_local_clear(&l);
+    Py_DECREF(log);
     return result;
 }
 
@@ -1679,7 +1786,7 @@ rfn_py_resource_config_for_compare(PyObject *module, PyObject *config)
     if (rfn_require_config(config, "config") < 0) {
         return NULL;
     }
-    return rfn_config_for_compare(rfn_get_state(module), config, NULL);
+    return rfn_config_for_compare(rfn_get_state(module), config);
 }
 
 static PyObject *
@@ -1690,7 +1797,7 @@ rfn_py_config_differs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         || rfn_require_config(args[1], "state_config") < 0) {
         return NULL;
     }
-    int rc = rfn_resource_differs(rfn_get_state(module), args[0], NULL, args[1], NULL);
+    int rc = rfn_resource_differs(rfn_get_state(module), args[0], args[1], NULL);
     return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
@@ -1704,7 +1811,7 @@ rfn_py_config_changes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *changes = PyList_New(0);
     if (changes != NULL
-        && rfn_resource_differs(rfn_get_state(module), args[0], NULL, args[1], changes) < 0) {
+        && rfn_resource_differs(rfn_get_state(module), args[0], args[1], changes) < 0) {
         Py_CLEAR(changes);
     }
     return changes;
@@ -1713,20 +1820,22 @@ rfn_py_config_changes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 rfn_py_plan_reconciliation(PyObject *module, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"local_manifest", "state_manifest", "adopt", NULL};
+    static char *kwlist[] = {"local_manifest", "state_manifest", "adopt", "skip_client_mode", NULL};
     PyObject *local_manifest, *state_manifest;
-    int adopt = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$p:plan_reconciliation", kwlist,
-                                     &local_manifest, &state_manifest, &adopt)) {
+    int adopt = 0, skip_client_mode = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$pp:plan_reconciliation", kwlist,
+                                     &local_manifest, &state_manifest, &adopt, &skip_client_mode)) {
         return NULL;
     }
     rfn_state *st = rfn_get_state(module);
     rfn_plan p = {0};
     PyObject *result = NULL;
-    if (rfn_local_scan(st, local_manifest, &p.local) < 0 || rfn_plan_scan_state(st, state_manifest, &p) < 0
+    p.local_manifest = local_manifest;
+    p.state_manifest = state_manifest;
+    if (rfn_local_scan(st, local_manifest, &p.local, skip_client_mode) < 0
+        || rfn_plan_scan_state(st, state_manifest, &p) < 0
         || rfn_plan_split(&p) < 0 || rfn_plan_check_state_configs(&p) < 0
-        || rfn_plan_decide(st, &p, adopt) < 0
-        || rfn_local_inject(st, &p.local) < 0) {
+        || rfn_plan_decide(st, &p, adopt) < 0) {
         goto exit;
     }
     result = PyTuple_Pack(6, p.provision, p.update, p.reuse, p.delete_, p.reasons, p.adopted);
@@ -1840,10 +1949,12 @@ exit:
 }
 
 static PyMethodDef rfn_diff_methods[] = {
-    {"inject_source_fingerprint", rfn_py_inject_source_fingerprint, METH_O,
-     "inject_source_fingerprint(local_manifest) -> None\n\n"
-     "Set env['" RFN_FP_ENV_KEY "'] of every non-client-mode resource to the\n"
-     "manifest's source_fingerprint, as flash deploy does."},
+    {"inject_source_fingerprint", (PyCFunction)(void (*)(void))rfn_py_inject_source_fingerprint,
+     METH_VARARGS | METH_KEYWORDS,
+     "inject_source_fingerprint(local_manifest, *, skip_client_mode=True) -> None\n\n"
+     "Set env['" RFN_FP_ENV_KEY "'] of every resource (every non-client-mode one\n"
+     "with skip_client_mode, as flash >= 1.21.0) to the manifest's\n"
+     "source_fingerprint, as flash deploy does."},
     {"resource_config_for_compare", rfn_py_resource_config_for_compare, METH_O,
      "resource_config_for_compare(config) -> dict\n\n"
      "Deep copy of config without flash's runtime fields."},
@@ -1855,7 +1966,7 @@ static PyMethodDef rfn_diff_methods[] = {
      "The differences config_differs sees; empty when the configs are equal."},
     {"plan_reconciliation", (PyCFunction)(void (*)(void))rfn_py_plan_reconciliation,
      METH_VARARGS | METH_KEYWORDS,
-     "plan_reconciliation(local_manifest, state_manifest, *, adopt=False)\n"
+     "plan_reconciliation(local_manifest, state_manifest, *, adopt=False, skip_client_mode=True)\n"
      "    -> (provision, update, reuse, delete, reasons, adopted)\n\n"
      "flash deploy's decisions; injects the fingerprint into local_manifest."},
     {"apply_reuse", (PyCFunction)(void (*)(void))rfn_py_apply_reuse, METH_FASTCALL,

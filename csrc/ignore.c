@@ -1,6 +1,19 @@
-/* gitwildmatch patterns compiled the way pathspec 1.1.1 compiles them
- * (GitIgnoreSpecPattern, registered as "gitwildmatch"), and IgnoreSpec,
- * answering match_file() exactly like pathspec.PathSpec.
+/* gitwildmatch patterns compiled the way pathspec compiles them, and
+ * IgnoreSpec, answering match_file() exactly like pathspec.PathSpec. Three
+ * dialects, found by differential testing of every release flash accepts:
+ *
+ *   1.1   pathspec >= 1.1.0: GitIgnoreSpecPattern (registered as
+ *         "gitwildmatch"); a pattern with an unterminated "[" is discarded.
+ *   1.0   pathspec 1.0.x: the same, but an unterminated "[" is a literal "["
+ *         (so "[\" ends in a lone escape: an invalid pattern).
+ *   0.11  pathspec 0.11.0 - 0.12.x: GitWildMatchPattern, as 1.0 for "[",
+ *         and its own translation: the pattern is stripped on both sides (only
+ *         on the left when it ends in "\ "); "**" runs are collapsed before the
+ *         leading/trailing "/" rules; every program is anchored at both ends
+ *         ("(?:/.*)?$" after the last segment, "/.*$" for a trailing "**", so
+ *         a "\n" after the matched part fails unless it is the path's last
+ *         code point); "**" alone is "^[^/]+(?:/.*)?$", "**" + "/" is
+ *         "^.+/.*$", and "*", "*" + "/" are not special-cased.
  *
  * pathspec turns each pattern into a Python regular expression and applies it
  * with re.search() to the path's code points. We translate the same pattern
@@ -45,6 +58,15 @@ enum rfn_op {
     RFN_OP_CLASS,
     RFN_OP_END_OPT,
     RFN_OP_END_DIR,
+    RFN_OP_END_OLD_OPT,     /* 0.11: (?:/.*)?$  the end, or a "/" with no "\n" after it but a final one */
+    RFN_OP_END_OLD_DIR,     /* 0.11: /.*$       a "/" with no "\n" after it but a final one */
+};
+
+/* The pathspec release line a matcher answers like (see the top). */
+enum rfn_dialect {
+    RFN_DIALECT_0_11,
+    RFN_DIALECT_1_0,
+    RFN_DIALECT_1_1,
 };
 
 typedef struct {
@@ -58,6 +80,7 @@ enum rfn_kind {
     RFN_KIND_PROGRAM,   /* anchored token program */
     RFN_KIND_ANY_CHAR,  /* regex "." : any code point but "\n", anywhere */
     RFN_KIND_SLASH,     /* regex "/" or "(?P<ps_d>/)": a "/" anywhere */
+    RFN_KIND_OLD_DIRS,  /* 0.11's "**" + "/": ^.+/.*$ */
 };
 
 typedef struct {
@@ -73,7 +96,15 @@ struct rfn_matcher {
     size_t npats;
     rfn_tok *toks;
     uint32_t *pool;
+    int dialect;
 };
+
+static int
+rfn_is_old_end(uint8_t op)
+{
+    return op == RFN_OP_END_OLD_OPT || op == RFN_OP_END_OLD_DIR;
+}
+
 
 /* ---- UTF-8 like os.fsdecode ------------------------------------------------- */
 
@@ -142,8 +173,37 @@ typedef struct {
     size_t *b;
     size_t *ends;       /* where a final token can succeed: each "/", n, and n-1 */
     size_t nends;       /* when the path ends in "\n"; sorted */
+    size_t nl_stop;     /* 1 + the last "\n" before the final code point, or 0 */
     unsigned char *mark;
 } rfn_scratch;
+
+/* 1 + the index of the last "\n" in cps[0..n-1) (the final code point
+ * excluded), or 0: ".*$" from q succeeds iff q >= this. */
+static size_t
+rfn_nl_stop(const uint32_t *cps, size_t n)
+{
+    for (size_t i = n >= 1 ? n - 1 : 0; i-- > 0;) {
+        if (cps[i] == '\n') {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* 0.11's "^.+/.*$": no "\n" but a final one, and a "/" after the first code point. */
+static int
+rfn_old_dirs_match(const uint32_t *cps, size_t n, size_t nl_stop)
+{
+    if (nl_stop != 0) {
+        return 0;
+    }
+    for (size_t k = 1; k < n; k++) {
+        if (cps[k] == '/') {
+            return 1;
+        }
+    }
+    return 0;
+}
 
 static int
 rfn_class_has(const rfn_matcher *m, const rfn_tok *t, uint32_t c)
@@ -250,14 +310,17 @@ rfn_step_inner(const uint32_t *cps, size_t n, const size_t *in, size_t nin, size
 }
 
 static int
-rfn_final(const rfn_tok *t, const uint32_t *cps, size_t n, const size_t *in, size_t nin)
+rfn_final(const rfn_tok *t, const uint32_t *cps, size_t n, const size_t *in, size_t nin,
+          size_t nl_stop)
 {
+    int old = rfn_is_old_end(t->op);
+    int opt = t->op == RFN_OP_END_OPT || t->op == RFN_OP_END_OLD_OPT;
     for (size_t i = 0; i < nin; i++) {
         size_t p = in[i];
-        if (p < n && cps[p] == '/') {
+        if (p < n && cps[p] == '/' && (!old || p + 1 >= nl_stop)) {
             return 1;
         }
-        if (t->op == RFN_OP_END_OPT && (p == n || (p + 1 == n && cps[p] == '\n'))) {
+        if (opt && (p == n || (p + 1 == n && cps[p] == '\n'))) {
             return 1;
         }
     }
@@ -281,7 +344,7 @@ rfn_tail_possible(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps,
     }
     for (size_t i = 0; i < sc->nends; i++) {
         size_t e = sc->ends[i];
-        if (last->op == RFN_OP_END_DIR && (e == n || cps[e] != '/')) {
+        if ((last->op == RFN_OP_END_DIR || last->op == RFN_OP_END_OLD_DIR) && (e == n || cps[e] != '/')) {
             continue;
         }
         if (e >= lit->len
@@ -307,6 +370,8 @@ rfn_run_body(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, size
         switch (t->op) {
         case RFN_OP_END_OPT:
         case RFN_OP_END_DIR:
+        case RFN_OP_END_OLD_OPT:
+        case RFN_OP_END_OLD_DIR:
             *set = in;
             *nset = nin;
             return t;
@@ -345,7 +410,7 @@ rfn_run_program(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, s
         return 0;
     }
     const rfn_tok *end = rfn_run_body(m, pat, cps, n, sc, &in, &nin);
-    return end != NULL && rfn_final(end, cps, n, in, nin);
+    return end != NULL && rfn_final(end, cps, n, in, nin, sc->nl_stop);
 }
 
 /* What the final token of a program is asked. */
@@ -365,7 +430,8 @@ rfn_run_tail(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, size
 {
     *at_end = *slash_after = 0;
     const rfn_tok *last = &m->toks[pat->tok_off + pat->ntok - 1];
-    int nl_end = last->op == RFN_OP_END_OPT && n >= 1 && cps[n - 1] == '\n';
+    int opt = last->op == RFN_OP_END_OPT || last->op == RFN_OP_END_OLD_OPT;
+    int nl_end = opt && n >= 1 && cps[n - 1] == '\n';
     if (pat->ntok >= 2 && last[-1].op == RFN_OP_STR) {
         const rfn_tok *lit = last - 1;
         size_t k = lit->len;
@@ -388,7 +454,7 @@ rfn_run_tail(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, size
     int has_n = in[nin - 1] == n;
     int has_n1 = nl_end && (in[nin - 1] == n - 1 || (nin >= 2 && in[nin - 2] == n - 1));
     *slash_after = has_n;
-    *at_end = end->op == RFN_OP_END_OPT && (has_n || has_n1);
+    *at_end = opt && (has_n || has_n1);
 }
 
 static int
@@ -410,6 +476,8 @@ rfn_pat_matches(const rfn_matcher *m, const rfn_pat *pat, const uint32_t *cps, s
             }
         }
         return 0;
+    case RFN_KIND_OLD_DIRS:
+        return rfn_old_dirs_match(cps, n, sc->nl_stop);
     default:
         return rfn_run_program(m, pat, cps, n, sc);
     }
@@ -429,6 +497,7 @@ rfn_find_ends(const uint32_t *cps, size_t n, rfn_scratch *sc)
     }
     sc->ends[k++] = n;
     sc->nends = k;
+    sc->nl_stop = rfn_nl_stop(cps, n);
 }
 
 /* The last pattern that matches decides. */
@@ -564,13 +633,34 @@ rfn_matcher_walk_entry(const rfn_matcher *m, const uint32_t *cps, size_t n,
         memset(child_bits, 0, rfn_matcher_bits_len(m));
     }
     int result = -2;    /* undecided */
+    /* 0.11's programs end in ".*$": a bit inherited from the directory means
+     * the pattern matched at a "/" with no "\n" after it in the directory's
+     * path; it holds for this entry when its name has no "\n" but a final
+     * one, and passes on when the name has none. */
+    size_t name = n;
+    while (name > 0 && cps[name - 1] != '/') {
+        name--;
+    }
+    int name_nl_inner = 0, name_nl_last = n > name && cps[n - 1] == '\n';
+    for (size_t k = name; k + 1 < n && !name_nl_inner; k++) {
+        name_nl_inner = cps[k] == '\n';
+    }
     for (size_t i = m->npats; i-- > 0;) {
         const rfn_pat *pat = &m->pats[i];
         int matched, below;
-        if (rfn_bit(parent_bits, i)) {
+        int old = pat->kind == RFN_KIND_PROGRAM && rfn_is_old_end(m->toks[pat->tok_off + pat->ntok - 1].op);
+        int bit = rfn_bit(parent_bits, i);
+        if (bit && (!old || (!name_nl_inner && !name_nl_last))) {
             matched = below = 1;
         } else if (pat->kind == RFN_KIND_PROGRAM) {
             rfn_run_tail(m, pat, cps, n, &h.sc, &matched, &below);
+            if (bit) {   /* old, and the name holds a "\n" */
+                matched = matched || !name_nl_inner;
+            }
+        } else if (pat->kind == RFN_KIND_OLD_DIRS) {
+            /* decided on the whole path every time; nothing inherited */
+            matched = rfn_old_dirs_match(cps, n, rfn_nl_stop(cps, n));
+            below = 0;
         } else {
             /* "." and "/" anywhere: P + "/" holds a "/" (not "\n"), so the
              * bit is always set below the base; at the base, E is the name. */
@@ -630,6 +720,7 @@ typedef struct {
     size_t npool, cap_pool;
     rfn_pat *pats;
     size_t npats, cap_pats;
+    int dialect;
 } rfn_builder;
 
 /* Why one pattern did not compile. */
@@ -788,6 +879,10 @@ rfn_compile_glob(rfn_builder *b, const Py_UCS4 *s, size_t end, rfn_outcome *out)
             rc = rfn_emit(b, RFN_OP_ANY);
         } else if (ch == '[') {
             size_t j = rfn_bracket_end(s, i, end);
+            if (j >= end && b->dialect != RFN_DIALECT_1_1) {
+                rc = rfn_emit_lit(b, '[');  /* before 1.1: a literal "[" */
+                continue;
+            }
             if (j >= end) {
                 out->v = RFN_V_NOOP;    /* pathspec 1.1 drops the whole pattern */
                 return -1;
@@ -927,6 +1022,74 @@ rfn_translate(rfn_builder *b, const Py_UCS4 *s, const rfn_seg *segs, size_t coun
     return 0;
 }
 
+/* pathspec 0.11/0.12's segment normalization (GitWildMatchPattern). */
+static int
+rfn_normalize_old(rfn_seg *segs, size_t *first, size_t *count, rfn_outcome *out)
+{
+    size_t f = *first, c = *count;
+    static const rfn_seg dstar = {0, 2, 1};
+    size_t w = f + 1;
+    for (size_t r = f + 1; r < f + c; r++) {
+        if (!(segs[r].dstar && segs[w - 1].dstar)) {
+            segs[w++] = segs[r];
+        }
+    }
+    c = w - f;
+    if (c == 2 && segs[f].dstar && segs[f + 1].len == 0) {
+        return RFN_KIND_OLD_DIRS;
+    }
+    if (segs[f].len == 0) {
+        f++;
+        c--;
+    } else if ((c == 1 || (c == 2 && segs[f + 1].len == 0)) && !segs[f].dstar) {
+        segs[--f] = dstar;
+        c++;
+    }
+    if (c == 0) {
+        out->v = RFN_V_INVALID;
+        out->why = "pattern normalized to nothing";
+        return -1;
+    }
+    if (c > 1 && segs[f + c - 1].len == 0) {
+        segs[f + c - 1] = dstar;
+    }
+    *first = f;
+    *count = c;
+    return RFN_KIND_PROGRAM;
+}
+
+static int
+rfn_translate_old(rfn_builder *b, const Py_UCS4 *s, const rfn_seg *segs, size_t count,
+                  rfn_outcome *out)
+{
+    int need_slash = 0;
+    for (size_t i = 0; i < count; i++) {
+        const rfn_seg *g = &segs[i];
+        int last = i + 1 == count, rc;
+        if (g->dstar && i == 0 && last) {
+            rc = rfn_emit(b, RFN_OP_PLUS) < 0 ? -1 : rfn_emit(b, RFN_OP_END_OLD_OPT);
+        } else if (g->dstar) {
+            rc = rfn_emit(b, i == 0 ? RFN_OP_LEAD : last ? RFN_OP_END_OLD_DIR : RFN_OP_INNER);
+            need_slash = i > 0 && !last ? 1 : need_slash;
+        } else {
+            rc = need_slash ? rfn_emit_lit(b, '/') : 0;
+            if (rc == 0 && g->len == 1 && s[g->start] == '*') {
+                rc = rfn_emit(b, RFN_OP_PLUS);
+            } else if (rc == 0) {
+                rc = rfn_compile_glob(b, s + g->start, g->len, out);
+            }
+            if (rc == 0 && last) {
+                rc = rfn_emit(b, RFN_OP_END_OLD_OPT);
+            }
+            need_slash = 1;
+        }
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int
 rfn_add_pat(rfn_builder *b, int kind, int include, size_t tok_off)
 {
@@ -956,10 +1119,13 @@ rfn_compile_body(rfn_builder *b, const Py_UCS4 *s, size_t len, int include, rfn_
     size_t count, first = rfn_split(s, len, segs, &count);
     int is_dir = segs[first + count - 1].len == 0;
     size_t tok_off = b->ntoks;
-    int kind = rfn_normalize(s, segs, &first, &count, is_dir, out);
+    int old = b->dialect == RFN_DIALECT_0_11;
+    int kind = old ? rfn_normalize_old(segs, &first, &count, out)
+                   : rfn_normalize(s, segs, &first, &count, is_dir, out);
     int rc = kind < 0 ? -1 : 0;
     if (rc == 0 && kind == RFN_KIND_PROGRAM) {
-        rc = rfn_translate(b, s, segs + first, count, out);
+        rc = old ? rfn_translate_old(b, s, segs + first, count, out)
+                 : rfn_translate(b, s, segs + first, count, out);
     }
     PyMem_Free(segs);
     if (rc == 0 && out->bad_range) {
@@ -992,6 +1158,15 @@ rfn_compile_pattern(rfn_builder *b, const Py_UCS4 *s, size_t len, rfn_outcome *o
     size_t ntoks = b->ntoks, npool = b->npool;
     out->v = RFN_V_OK;
     out->bad_range = 0;
+    if (b->dialect == RFN_DIALECT_0_11) {
+        /* str.strip(), or str.lstrip() when the pattern ends in "\ " */
+        size_t lead = 0;
+        while (lead < len && Py_UNICODE_ISSPACE(s[lead])) {
+            lead++;
+        }
+        s += lead;
+        len -= lead;
+    }
     len = rfn_strip_len(s, len);
     if (len == 0 || s[0] == '#' || (len == 1 && s[0] == '/')) {
         out->v = RFN_V_NOOP;
@@ -1041,6 +1216,7 @@ rfn_builder_finish(rfn_builder *b)
     m->npats = b->npats;
     m->toks = b->toks;
     m->pool = b->pool;
+    m->dialect = b->dialect;
     memset(b, 0, sizeof(*b));
     return m;
 }
@@ -1189,6 +1365,15 @@ rfn_ignorespec_get_patterns(PyObject *self, void *closure)
     return Py_NewRef(((rfn_ignorespec *)self)->patterns);
 }
 
+static const char *const rfn_dialect_names[] = {"0.11", "1.0", "1.1"};
+
+static PyObject *
+rfn_ignorespec_get_dialect(PyObject *self, void *closure)
+{
+    (void)closure;
+    return PyUnicode_FromString(rfn_dialect_names[((rfn_ignorespec *)self)->matcher->dialect]);
+}
+
 static Py_ssize_t
 rfn_ignorespec_len(PyObject *self)
 {
@@ -1212,6 +1397,9 @@ static PyMethodDef rfn_ignorespec_methods[] = {
 static PyGetSetDef rfn_ignorespec_getset[] = {
     {"patterns", rfn_ignorespec_get_patterns, NULL,
      "The pattern strings, in order (empty strings are skipped, as pathspec does).", NULL},
+    {"dialect", rfn_ignorespec_get_dialect, NULL,
+     "The pathspec release line answered like: '0.11' (0.11.0-0.12.x), '1.0' (1.0.x) or '1.1' (1.1+).",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -1327,10 +1515,21 @@ rfn_new_ignorespec(rfn_state *st, rfn_matcher *m, PyObject *kept)
 static PyObject *
 rfn_compile_ignore_patterns(PyObject *module, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"patterns", "origins", NULL};
+    static char *kwlist[] = {"patterns", "origins", "dialect", NULL};
     PyObject *patterns, *origins = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:compile_ignore_patterns", kwlist,
-                                     &patterns, &origins)) {
+    const char *dialect_name = "1.1";
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O$s:compile_ignore_patterns", kwlist,
+                                     &patterns, &origins, &dialect_name)) {
+        return NULL;
+    }
+    int dialect = -1;
+    for (int i = 0; i < (int)(sizeof(rfn_dialect_names) / sizeof(rfn_dialect_names[0])); i++) {
+        if (strcmp(dialect_name, rfn_dialect_names[i]) == 0) {
+            dialect = i;
+        }
+    }
+    if (dialect < 0) {
+        PyErr_Format(PyExc_ValueError, "dialect must be '0.11', '1.0' or '1.1', not '%s'", dialect_name);
         return NULL;
     }
     if (PyUnicode_Check(patterns) || PyBytes_Check(patterns)) {
@@ -1342,6 +1541,7 @@ rfn_compile_ignore_patterns(PyObject *module, PyObject *args, PyObject *kwargs)
     PyObject *seq = PySequence_Fast(patterns, "patterns must be an iterable of str");
     PyObject *ofast = NULL, *kept = NULL, *result = NULL;
     rfn_builder b = {0};
+    b.dialect = dialect;
     if (seq == NULL) {
         return NULL;
     }

@@ -59,9 +59,13 @@ __all__ = [
 ]
 
 #: The runpod-flash releases this release of runpod_flash_native was verified
-#: against (differential tests + the end-to-end ``flash build`` comparison).
-SUPPORTED_FLASH_VERSIONS = ">=1.21.0,<1.22.0"
-_MIN_VERSION = (1, 21, 0)
+#: against (differential tests + the end-to-end ``flash build`` comparison):
+#: 1.14.0 through 1.21.x, the releases that write a source fingerprint. Their
+#: patched call sites are identical; only the deploy-time fingerprint injection
+#: differs (1.21.0 skips client-mode resources; see
+#: :mod:`runpod_flash_native.deployment`).
+SUPPORTED_FLASH_VERSIONS = ">=1.14.0,<1.22.0"
+_MIN_VERSION = (1, 14, 0)
 _MAX_VERSION_EXCLUSIVE = (1, 22, 0)
 
 
@@ -213,10 +217,18 @@ def patch_flash() -> bool:
         for site in SITES:
             native_module = importlib.import_module(site.native_module)
             natives[site.key] = getattr(native_module, site.native_attr)
-            modules[site.module] = importlib.import_module(site.module)
+            try:
+                modules[site.module] = importlib.import_module(site.module)
+            except ModuleNotFoundError as e:
+                # a module the release does not have (1.14.0 has no
+                # stubs.local_modules): nothing there to patch
+                if e.name != site.module:
+                    raise
 
         todo = []
         for site in SITES:
+            if site.module not in modules:
+                continue
             current = getattr(modules[site.module], site.attr, None)
             native = natives[site.key]
             if current is native:

@@ -658,7 +658,19 @@ def _diff_against_index(root: Path, files: Sequence[Path], index: dict[str, Any]
     return {"added": added, "removed": removed, "modified": sorted(modified)}
 
 
+def _modelled_flash(args: argparse.Namespace) -> str:
+    """The flash release whose deploy rules plan/status follow (--flash-version,
+    else the installed runpod-flash, else the default)."""
+    from .deployment import modelled_flash_version
+
+    try:
+        return modelled_flash_version(args.flash_version)
+    except ValueError as e:
+        raise CliError(f"--flash-version: {e}" if args.flash_version is not None else str(e)) from None
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    flash_version = _modelled_flash(args)
     root = _project_dir(args.dir)
     manifest_path = root / MANIFEST_RELPATH
     if not manifest_path.exists():
@@ -714,6 +726,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         scoped = scope.status_report(
             root, files, manifest, current_fingerprint=current,
             changed_files=index_report["added"] + index_report["removed"] + index_report["modified"] if known else None,
+            flash_version=flash_version,
         )
     rolls = scoped["rolls"]
 
@@ -738,6 +751,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "fingerprint_mode": scoped["mode"],
                 "endpoints": scoped["endpoints"],
                 "index": index_report,
+                "flash_version": flash_version,
             },
             exit_code,
         )
@@ -810,9 +824,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if not isinstance(data, dict):
             raise CliError(f"{_show(path)}: not a flash manifest (expected a JSON object)")
     deployment = _load_deployment()
+    flash_version = _modelled_flash(args)
     mode = "adopt" if args.adopt_missing_fingerprint else "update"
     try:
-        plan = deployment.plan_reconciliation(local, state, missing_state_fingerprint=mode)
+        plan = deployment.plan_reconciliation(local, state, missing_state_fingerprint=mode, flash_version=flash_version)
     except (ValueError, TypeError, KeyError) as e:
         raise CliError(f"{_show(args.local_manifest)}, {_show(args.state_manifest)}: cannot plan: {_describe(e)}") from None
     data = plan.to_dict()
@@ -821,12 +836,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     notes = scope.plan_notes(local, state)  # scoped manifests: who keeps its fingerprint, why
     if notes:
         data["keeps_fingerprint"] = notes
+    data["flash_version"] = flash_version
     if args.json:
         _emit_json({"command": "plan", **data})
     else:
         _print_plan(data)
         for name, why in notes.items():
             _out(f"  keeps fingerprint  {name}: {why}")
+        _out(f"  (as runpod-flash {flash_version} deploys)")
     return EXIT_OK
 
 
@@ -934,6 +951,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"per-file index written by `fingerprint --index`, to list added, removed and "
         f"modified files (default: DIR/{DEFAULT_INDEX_RELPATH.as_posix()} when it exists)",
     )
+    _add_flash_version(p)
 
     p = add("plan", "print the deploy reconciliation plan between a local and a state manifest", cmd_plan)
     p.add_argument("local_manifest", metavar="LOCAL_MANIFEST", help="the manifest `flash build` wrote (.flash/flash_manifest.json)")
@@ -943,7 +961,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="migration mode: a deployed resource without a recorded source fingerprint "
         "adopts the local one instead of being updated",
     )
+    _add_flash_version(p)
     return parser
+
+
+def _add_flash_version(p: argparse.ArgumentParser) -> None:
+    from ._patch import SUPPORTED_FLASH_VERSIONS
+    from .deployment import DEFAULT_FLASH_VERSION
+
+    p.add_argument(
+        "--flash-version", metavar="X.Y.Z", default=None,
+        help=f"the runpod-flash release whose deploy rules to follow ({SUPPORTED_FLASH_VERSIONS}; "
+        f"before 1.21.0 client-mode resources get the fingerprint too). Default: the installed "
+        f"runpod-flash, or {DEFAULT_FLASH_VERSION} without one",
+    )
 
 
 class _LowerLevelFormatter(logging.Formatter):

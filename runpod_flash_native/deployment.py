@@ -1,8 +1,10 @@
 """Mirror of the change detection in ``runpod_flash.cli.utils.deployment``.
 
-On deploy, flash (1.21.0) injects the build's ``source_fingerprint`` into the
-``env`` of every resource that is not in client mode, then for each resource
-present both locally and in the deployed (State Manager) manifest compares::
+On deploy, flash injects the build's ``source_fingerprint`` into the ``env``
+of every resource (from 1.21.0 on: every resource that is not in client mode;
+1.14.0 to 1.20.x inject into client-mode resources too), in place, then for
+each resource present both locally and in the deployed (State Manager)
+manifest, in sorted order, compares::
 
     json.dumps(_resource_config_for_compare(config), sort_keys=True)
 
@@ -11,7 +13,21 @@ deployed manifest has no endpoint for it; otherwise its endpoint is reused.
 Local-only resources are provisioned, deployed-only ones are deleted.
 
 This module makes the same decisions in C (``_fingerprint``), without copying
-or serialising plain JSON values, and says *why* each resource rolls.
+or serialising plain JSON values, and says *why* each resource rolls. The
+release whose rule is followed is the ``flash_version=`` keyword of
+:func:`inject_source_fingerprint` and :func:`plan_reconciliation`: by default
+the installed runpod-flash, or :data:`DEFAULT_FLASH_VERSION` when runpod-flash
+is not installed (:func:`modelled_flash_version`).
+
+Shared objects: flash injects in place before comparing, so when two local
+resources share one object (the same ``env`` dict under two names, one of
+them client-mode; a config nested in another) or the two manifests share
+objects, the injection shows wherever the object appears, and a reused
+resource's ``endpoint_id``/``aiKey``/``resources_endpoints`` writes show in
+the comparisons after it. :func:`plan_reconciliation` follows flash's order
+of effects exactly: it injects in place, compares the injected objects in
+flash's order and makes the reuse writes as it goes (undoing those at the
+end: :func:`apply_reuse` makes them).
 
 Where this deliberately differs from flash:
 
@@ -24,13 +40,9 @@ Where this deliberately differs from flash:
   neither a str nor None (flash would inject any truthy value, and skip falsy
   ones such as ``0``). Flash fails on these with ``AttributeError`` or
   ``TypeError`` at the first use, possibly after injecting.
-* ``plan_reconciliation`` decides everything before it injects: if a
-  comparison raises (a value json cannot serialise, mixed key types), the
-  local manifest is left untouched, where flash has already injected. It
-  compares an injected *view* of each local config, so the two manifests
-  must not share config or env objects (flash's deployed manifest is freshly
-  fetched, so they never do); with shared objects flash's in-place injection
-  would show on the deployed side too.
+* ``plan_reconciliation`` is atomic: if a comparison raises (a value json
+  cannot serialise, mixed key types), the injection is undone and the local
+  manifest is left as it was, where flash has already injected.
 * ``resource_config_for_compare``, ``config_differs`` and ``config_changes``
   take dicts only (subclasses included) and raise ``TypeError`` otherwise;
   flash's ``copy.deepcopy(x).pop(field, None)`` raises ``AttributeError``
@@ -60,6 +72,7 @@ from typing import Any, Literal
 from . import _fingerprint
 
 __all__ = [
+    "DEFAULT_FLASH_VERSION",
     "RUNTIME_RESOURCE_FIELDS",
     "SOURCE_FINGERPRINT_ENV_KEY",
     "UNSET",
@@ -69,8 +82,10 @@ __all__ = [
     "config_changes",
     "config_differs",
     "inject_source_fingerprint",
+    "modelled_flash_version",
     "plan_reconciliation",
     "resource_config_for_compare",
+    "skips_client_mode",
 ]
 
 #: Top-level config fields flash drops before comparing (runtime metadata).
@@ -78,6 +93,64 @@ RUNTIME_RESOURCE_FIELDS: frozenset[str] = _fingerprint.RUNTIME_RESOURCE_FIELDS
 
 #: The env key flash writes the source fingerprint to.
 SOURCE_FINGERPRINT_ENV_KEY: str = _fingerprint.SOURCE_FINGERPRINT_ENV_KEY
+
+#: The flash release modelled when runpod-flash is not installed (its final
+#: release).
+DEFAULT_FLASH_VERSION = "1.21.0"
+
+# The first release that leaves client-mode resources without a fingerprint.
+_CLIENT_MODE_SKIPPED_SINCE = (1, 21, 0)
+
+_VERSION_RE = re.compile(
+    r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:[._-]?(?:a|b|rc|post|dev)\d*)*(?:\+[0-9A-Za-z.]+)?"
+)
+_UNKNOWN: Any = object()
+_installed: Any = _UNKNOWN
+
+
+def _installed_flash_version() -> str | None:
+    """The installed runpod-flash's version (read once per process), or None."""
+    global _installed
+    if _installed is _UNKNOWN:
+        from ._patch import _flash_version
+
+        _installed = _flash_version()
+    return _installed
+
+
+def modelled_flash_version(flash_version: str | None = None) -> str:
+    """The runpod-flash release whose deploy rules are followed: ``flash_version``
+    when given, else the installed runpod-flash, else
+    :data:`DEFAULT_FLASH_VERSION`. ``ValueError`` naming the version when it is
+    not a version or is outside the releases this package was verified with
+    (:data:`runpod_flash_native._patch.SUPPORTED_FLASH_VERSIONS`)."""
+    from ._patch import SUPPORTED_FLASH_VERSIONS, version_supported
+
+    given = flash_version is not None
+    if not given:
+        flash_version = _installed_flash_version()
+        if flash_version is None:
+            return DEFAULT_FLASH_VERSION
+    if not isinstance(flash_version, str):
+        raise TypeError(f"flash_version must be a str, not {type(flash_version).__name__}")
+    if _VERSION_RE.fullmatch(flash_version.strip()) is None or not version_supported(flash_version):
+        where = "flash_version" if given else "the installed runpod-flash"
+        raise ValueError(
+            f"{where} {flash_version!r} is not a runpod-flash release this package models "
+            f"({SUPPORTED_FLASH_VERSIONS})"
+            + ("" if given else "; name the release to model with flash_version= (CLI: --flash-version)")
+        )
+    return flash_version.strip()
+
+
+def skips_client_mode(flash_version: str | None = None) -> bool:
+    """Whether that release (see :func:`modelled_flash_version`) leaves
+    client-mode resources without the fingerprint (1.21.0 and later)."""
+    from ._patch import _parse_version
+
+    parsed = _parse_version(modelled_flash_version(flash_version))
+    return parsed is not None and parsed >= _CLIENT_MODE_SKIPPED_SINCE
+
 
 ChangeKind = Literal["changed", "added", "removed", "endpoint_missing"]
 
@@ -213,14 +286,16 @@ class ReconciliationPlan:
         }
 
 
-def inject_source_fingerprint(local_manifest: dict[str, Any]) -> None:
-    """Set ``env["_FLASH_SOURCE_FINGERPRINT"]`` of every resource that is not in
-    client mode to the manifest's ``source_fingerprint`` (``setdefault("env",
-    {})`` first). No-op without a (non-empty) fingerprint. ``env: None`` counts
-    as an empty env. Raises ``TypeError`` before mutating anything if the
-    manifest, ``resources``, a resource config or an env to write is not a
-    dict, or the fingerprint is not a str."""
-    _fingerprint.inject_source_fingerprint(local_manifest)
+def inject_source_fingerprint(local_manifest: dict[str, Any], *, flash_version: str | None = None) -> None:
+    """Set ``env["_FLASH_SOURCE_FINGERPRINT"]`` of every resource (flash 1.21.0
+    and later: every resource not in client mode) to the manifest's
+    ``source_fingerprint`` (``setdefault("env", {})`` first), in place, in the
+    manifest's order. No-op without a (non-empty) fingerprint. ``env: None``
+    counts as an empty env. Raises ``TypeError`` before mutating anything if
+    the manifest, ``resources``, a resource config or an env to write is not a
+    dict, or the fingerprint is not a str. ``flash_version``: see
+    :func:`modelled_flash_version`."""
+    _fingerprint.inject_source_fingerprint(local_manifest, skip_client_mode=skips_client_mode(flash_version))
 
 
 def resource_config_for_compare(config: dict[str, Any]) -> dict[str, Any]:
@@ -253,6 +328,7 @@ def plan_reconciliation(
     state_manifest: dict[str, Any],
     *,
     missing_state_fingerprint: Literal["update", "adopt"] = "update",
+    flash_version: str | None = None,
 ) -> ReconciliationPlan:
     """Plan a deploy exactly as flash's ``reconcile_and_provision_resources``
     decides it, and inject the fingerprint into ``local_manifest`` as it does.
@@ -264,16 +340,22 @@ def plan_reconciliation(
     was before injection and it has an endpoint; the local manifest still gets
     the fingerprint, so the next deploy compares normally.
 
-    Validation happens before any mutation, and all comparisons happen before
-    injection: on any exception ``local_manifest`` is unchanged. Copying
-    endpoints of reused resources is :func:`apply_reuse`'s job.
+    ``flash_version`` names the flash release modelled (which resources get
+    the fingerprint); see :func:`modelled_flash_version`.
+
+    Validation happens before any mutation; the injection is made in place
+    before comparing, as flash makes it (objects the manifests share show it
+    wherever flash's would), and undone on any exception: ``local_manifest``
+    is then unchanged. Copying endpoints of reused resources is
+    :func:`apply_reuse`'s job.
     """
     if missing_state_fingerprint not in ("update", "adopt"):
         raise ValueError(
             f"missing_state_fingerprint must be 'update' or 'adopt', not {missing_state_fingerprint!r}"
         )
+    skip = skips_client_mode(flash_version)
     provision, update, reuse, delete, reasons, adopted = _fingerprint.plan_reconciliation(
-        local_manifest, state_manifest, adopt=missing_state_fingerprint == "adopt"
+        local_manifest, state_manifest, adopt=missing_state_fingerprint == "adopt", skip_client_mode=skip
     )
     return ReconciliationPlan(
         provision=tuple(provision),

@@ -6,6 +6,22 @@ module; the :class:`~runpod_flash_native._fingerprint.IgnoreSpec` returned by
 :func:`load_ignore_patterns` answers ``match_file`` exactly like the
 ``pathspec.PathSpec.from_lines("gitwildmatch", ...)`` flash builds.
 
+flash accepts any ``pathspec>=0.11.0``, and the releases answer differently
+on some patterns and paths; the spec answers as the INSTALLED pathspec does
+(:func:`pathspec_dialect`, read once, when the first spec is built):
+
+* ``"1.1"`` (pathspec 1.1.0 and later; also when pathspec is not installed:
+  what a fresh ``pip install runpod-flash`` gets): a pattern with an
+  unterminated ``[`` is discarded.
+* ``"1.0"`` (1.0.x): an unterminated ``[`` is a literal ``[`` (``[\\`` is then
+  an invalid pattern, a lone escape).
+* ``"0.11"`` (0.11.0 to 0.12.x, flash's original ``GitWildMatchPattern``):
+  as 1.0 for ``[``; patterns are stripped on both sides; a ``\\n`` in a
+  path after the matched part fails the match unless it is the path's last
+  character; ``**`` alone and ``**/`` do not match a path that (after
+  pathspec drops one leading ``/``) starts with ``/``, and ``/**/`` needs two
+  slashes in a row.
+
 Where flash's pathspec raises ``GitIgnorePatternError`` (a ``ValueError``) we
 raise :class:`InvalidPatternError` (a ``ValueError``), and where pathspec's
 regex fails to compile (``re.error``) we raise :class:`PatternRegexError` (an
@@ -25,12 +41,15 @@ from ._fingerprint import IgnoreSpec, InvalidPatternError, PatternRegexError
 
 __all__ = [
     "BUILTIN_PATTERNS",
+    "DIALECTS",
     "IgnoreSpec",
     "InvalidPatternError",
     "PatternRegexError",
     "get_file_tree",
     "load_ignore_patterns",
     "parse_ignore_file",
+    "pathspec_dialect",
+    "dialect_of_pathspec_version",
     "should_ignore",
 ]
 
@@ -73,6 +92,73 @@ BUILTIN_PATTERNS: tuple[str, ...] = (
     "*.md",
     "!README.md",
 )
+
+
+#: The matcher's dialects, oldest first (see the module docstring).
+DIALECTS: tuple[str, ...] = ("0.11", "1.0", "1.1")
+
+#: The dialect without an installed pathspec: what ``pip install runpod-flash``
+#: gets today (pathspec 1.1.x).
+DEFAULT_DIALECT = "1.1"
+
+_dialect: str | None = None      # detected, once
+_dialect_override: str | None = None
+
+
+def dialect_of_pathspec_version(version: str | None) -> str:
+    """The dialect pathspec ``version`` answers in (None: not installed).
+    ``ValueError`` for text that is not a version."""
+    if version is None:
+        return DEFAULT_DIALECT
+    import re
+
+    m = re.match(r"\s*v?(\d+)\.(\d+)", version)
+    if m is None:
+        raise ValueError(f"not a pathspec version: {version!r}")
+    release = (int(m.group(1)), int(m.group(2)))
+    return "0.11" if release < (1, 0) else "1.0" if release < (1, 1) else "1.1"
+
+
+def _installed_pathspec_version() -> str | None:
+    import sys
+
+    module = sys.modules.get("pathspec")
+    version = getattr(module, "__version__", None)
+    if isinstance(version, str):
+        return version
+    from importlib import metadata
+
+    try:
+        return metadata.version("pathspec")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def pathspec_dialect() -> str:
+    """The dialect specs are built in: the installed pathspec's (read once per
+    process), unless overridden with :func:`_set_dialect`."""
+    global _dialect
+    if _dialect_override is not None:
+        return _dialect_override
+    if _dialect is None:
+        try:
+            _dialect = dialect_of_pathspec_version(_installed_pathspec_version())
+        except ValueError:
+            _dialect = DEFAULT_DIALECT
+    return _dialect
+
+
+def _set_dialect(dialect: str | None) -> None:
+    """Test hook: build later specs in ``dialect`` (one of :data:`DIALECTS`);
+    None goes back to the installed pathspec's."""
+    global _dialect_override
+    if dialect is not None and dialect not in DIALECTS:
+        raise ValueError(f"dialect must be one of {DIALECTS}, not {dialect!r}")
+    _dialect_override = dialect
+
+
+def _compile(patterns: list[str], origins: list[str] | None) -> IgnoreSpec:
+    return _fingerprint.compile_ignore_patterns(patterns, origins, dialect=pathspec_dialect())
 
 
 def _read_patterns(file_path: Path) -> list[tuple[int, str]]:
@@ -125,7 +211,7 @@ def load_ignore_patterns(project_dir: Path) -> IgnoreSpec:
     origins = [f".gitignore line {number}" for number, _ in numbered]
     patterns.extend(BUILTIN_PATTERNS)
     origins.extend([BUILTIN_ORIGIN] * len(BUILTIN_PATTERNS))
-    return _fingerprint.compile_ignore_patterns(patterns, origins)
+    return _compile(patterns, origins)
 
 
 def should_ignore(file_path: Path, spec: IgnoreSpec, base_dir: Path) -> bool:
@@ -141,6 +227,10 @@ def should_ignore(file_path: Path, spec: IgnoreSpec, base_dir: Path) -> bool:
         return False
 
 
+class _NoPatternText(TypeError):
+    """A PathSpec whose patterns keep no source text (pathspec 0.11.x)."""
+
+
 def _as_native_spec(spec: Any) -> IgnoreSpec:
     """Accept flash's own pathspec.PathSpec too (drop-in): recompile its patterns."""
     if isinstance(spec, IgnoreSpec):
@@ -150,11 +240,13 @@ def _as_native_spec(spec: Any) -> IgnoreSpec:
         raise TypeError(f"spec must be an IgnoreSpec or a pathspec.PathSpec, not {type(spec).__name__}")
     lines = []
     for pattern in patterns:
+        if not hasattr(pattern, "pattern") and hasattr(pattern, "regex"):
+            raise _NoPatternText(f"cannot convert pattern {pattern!r}: this pathspec keeps no pattern text")
         text = getattr(pattern, "pattern", None)
         if not isinstance(text, str):
             raise TypeError(f"cannot convert pattern {pattern!r}: only gitwildmatch string patterns are supported")
         lines.append(text)
-    return _fingerprint.compile_ignore_patterns(lines, None)
+    return _compile(lines, None)
 
 
 def _log_walk_warnings(warnings: list[tuple[str, int]]) -> None:
@@ -173,6 +265,10 @@ def get_file_tree(
     special files skipped, unreadable directories skipped with a warning.
     Walked in C without recursion; a directory symlink that leads back to an
     ancestor raises :class:`SymlinkLoopError` instead of being followed.
+
+    ``spec`` may be flash's own ``pathspec.PathSpec``: its patterns are
+    recompiled. pathspec 0.11.x keeps no pattern text, so such a spec is
+    handed to flash's own ``get_file_tree`` (Python, recursive) instead.
     """
     directory = Path(directory)
     base = directory if base_dir is None else Path(base_dir)
@@ -182,6 +278,17 @@ def get_file_tree(
             prefix = ""
     except ValueError:
         prefix = None  # flash's should_ignore answers False for every path
-    files, warnings = _fingerprint.walk_files(str(directory), _as_native_spec(spec), prefix)
+    try:
+        native = _as_native_spec(spec)
+    except _NoPatternText:
+        try:
+            from runpod_flash.cli.utils import ignore as flash_ignore
+        except ImportError:
+            raise TypeError(
+                "spec is a pathspec 0.11 PathSpec, which keeps no pattern text: build it with "
+                "runpod_flash_native.ignore.load_ignore_patterns"
+            ) from None
+        return flash_ignore.get_file_tree(directory, spec, None if base_dir is None else Path(base_dir))
+    files, warnings = _fingerprint.walk_files(str(directory), native, prefix)
     _log_walk_warnings(warnings)
     return [Path(f) for f in files]

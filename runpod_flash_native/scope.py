@@ -677,7 +677,9 @@ def recorded_source_fingerprint(manifest: Mapping[str, Any]) -> Any:
     return manifest.get("source_fingerprint")
 
 
-def _rolls_by_flash_rule(names: Iterable[str], old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+def _rolls_by_flash_rule(
+    names: Iterable[str], old: Mapping[str, Any], new: Mapping[str, Any], flash_version: str | None = None
+) -> list[str]:
     """Resources flash's deploy comparison updates when the deployed build had
     ``old`` fingerprints and the local build has ``new`` ones (name -> value;
     every resource deployed with an endpoint, configs otherwise equal)."""
@@ -689,7 +691,7 @@ def _rolls_by_flash_rule(names: Iterable[str], old: Mapping[str, Any], new: Mapp
         "resources": {n: {"env": {FP_KEY: old[n]}} for n in names},
         "resources_endpoints": {n: f"https://{n}" for n in names},
     }
-    return list(deployment.plan_reconciliation(local, state).update)
+    return list(deployment.plan_reconciliation(local, state, flash_version=flash_version).update)
 
 
 def status_report(
@@ -699,8 +701,15 @@ def status_report(
     *,
     current_fingerprint: str | None = None,
     changed_files: Iterable[str] | None = None,
+    flash_version: str | None = None,
 ) -> dict[str, Any]:
     """The per-endpoint advisory ``runpod-flash-native status`` prints.
+
+    ``flash_version``: the flash release whose deploy rule ``flash_rolls``
+    follows (:func:`runpod_flash_native.deployment.modelled_flash_version`;
+    before 1.21.0 flash injects the global fingerprint into client-mode
+    resources too, which then roll on every source change; they have no
+    scope: ``whole_project``, and their own code is the image they run).
 
     ``manifest`` is the last build's, ``files`` the project's shipped files
     now, ``changed_files`` the relative paths that changed since that build
@@ -735,6 +744,13 @@ def status_report(
     resources = manifest.get("resources")
     resources = resources if isinstance(resources, Mapping) else {}
     names = sorted(n for n, c in resources.items() if _fingerprinted(c))
+    from . import deployment
+
+    skips = deployment.skips_client_mode(flash_version)
+    # client-mode resources that get flash's global fingerprint (before 1.21.0)
+    client_mode = [] if skips else sorted(
+        n for n, c in resources.items() if isinstance(c, Mapping) and not _fingerprinted(c)
+    )
     unchanged = recorded_global == current_fingerprint
     changed = set() if unchanged else None if changed_files is None else set(changed_files)
     if scoped_mode and not unchanged:
@@ -744,8 +760,11 @@ def status_report(
     record = manifest[MANIFEST_KEY]["resources"] if scoped_mode else {}
     record = record if isinstance(record, Mapping) else {}
 
+    # a scoped manifest has no global fingerprint for flash to inject
+    injected = names if scoped_mode else sorted(names + client_mode)
     flash_rolls = _rolls_by_flash_rule(
-        names, {n: recorded_global for n in names}, {n: current_fingerprint for n in names}
+        injected, {n: recorded_global for n in injected}, {n: current_fingerprint for n in injected},
+        flash_version,
     )
     endpoints: dict[str, Any] = {}
     scoped_rolls: set[str] = set()
@@ -783,6 +802,17 @@ def status_report(
             "reason": sc.reason,
             "changed_files": in_scope,
         }
+    if not scoped_mode:
+        for name in client_mode:
+            endpoints[name] = {
+                "flash_rolls": name in flash_rolls,
+                "scope_changed": not unchanged,
+                "own_code_changed": False,
+                "whole_project": True,
+                "reason": "client-mode resource: runpod-flash before 1.21.0 injects the global fingerprint into it too",
+                "changed_files": None if changed is None else sorted(changed),
+            }
+        endpoints = dict(sorted(endpoints.items()))
     scoped_list = sorted(scoped_rolls)
     return {
         "mode": "scoped" if scoped_mode else "global",

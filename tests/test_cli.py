@@ -652,7 +652,7 @@ def test_json_success_documents_have_the_documented_keys(project: Path, tmp_path
     assert set(status) == COMMON_KEYS | {
         "project_dir", "manifest", "status", "changed", "recorded_fingerprint",
         "current_fingerprint", "file_count", "rolls", "index",
-        "scoped_rolls", "fingerprint_mode", "endpoints",
+        "scoped_rolls", "fingerprint_mode", "endpoints", "flash_version",
     }
     # "index" is an object in both commands, naming the same file
     assert isinstance(status["index"], dict) and status["index"]["path"] == fp["index"]["path"]
@@ -660,7 +660,7 @@ def test_json_success_documents_have_the_documented_keys(project: Path, tmp_path
 
     local, state = _plan_manifests(tmp_path)
     plan = json.loads(run("plan", "--json", local, state).stdout)
-    assert set(plan) == COMMON_KEYS | {"provision", "update", "reuse", "delete", "adopted", "reasons"}
+    assert set(plan) == COMMON_KEYS | {"provision", "update", "reuse", "delete", "adopted", "reasons", "flash_version"}
 
 
 def test_json_before_the_command(project: Path):

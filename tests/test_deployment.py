@@ -514,7 +514,7 @@ def test_inject_source_fingerprint():
             "e": {"env": None},
         },
     }
-    d.inject_source_fingerprint(m)
+    d.inject_source_fingerprint(m, flash_version="1.21.0")
     r = m["resources"]
     assert r["a"]["env"] == {"K": "v", FP_KEY: "abc"}
     assert r["b"] == {"env": {FP_KEY: "abc"}}
@@ -1048,3 +1048,241 @@ def test_plan_is_frozen():
     with pytest.raises(AttributeError):
         plan.update = ()  # type: ignore[misc]
     assert _fingerprint.plan_reconciliation({}, {}) == ([], [], [], [], {}, [])
+
+
+# ---- the modelled flash release, and objects the manifests share ------------------------
+#
+# flash 1.14.0-1.20.x inject the fingerprint into client-mode resources too,
+# 1.21.0 skips them. The installed flash is the reference for its own rule.
+# The other rule's reference is the installed flash's own function with its
+# client-mode skip removed or added (the one line in which the releases
+# differ, verified by diffing 1.14.0..1.20.1 against 1.21.0).
+
+import inspect
+import re
+import textwrap
+
+from runpod_flash_native import _patch
+
+INSTALLED_FLASH = _patch._flash_version()
+INSTALLED_SKIPS = d.skips_client_mode(INSTALLED_FLASH)
+OTHER_FLASH = "1.20.1" if INSTALLED_SKIPS else "1.21.0"
+
+_SKIP_RE = re.compile(r"\n(\s*)if resource_config\.get\(\"client_mode\"\):\n\s*continue\n")
+_INJECT_RE = re.compile(r"\n(\s*)env = resource_config\.setdefault\(\"env\", \{\}\)\n")
+
+
+def _flash_reconcile_with_other_rule():
+    """flash's reconcile_and_provision_resources, as the release with the other
+    client_mode rule has it."""
+    source = textwrap.dedent(inspect.getsource(flash_deployment.reconcile_and_provision_resources))
+    if INSTALLED_SKIPS:
+        changed, n = _SKIP_RE.subn("\n", source)
+    else:
+        changed, n = _INJECT_RE.subn(
+            lambda m: f'\n{m[1]}if resource_config.get("client_mode"):\n{m[1]}    continue\n{m[0][1:]}', source
+        )
+    assert n == 1, "flash's injection loop is not where this test expects it"
+    namespace = dict(vars(flash_deployment))
+    exec(compile(changed, flash_deployment.__file__, "exec"), namespace)  # noqa: S102
+    return namespace["reconcile_and_provision_resources"]
+
+
+OTHER_RECONCILE = _flash_reconcile_with_other_rule()
+
+
+def run_flash_pair(local, state, reconcile):
+    """flash's reconcile on ONE deep copy of both manifests (objects they share
+    stay shared), with the mocks of run_flash. Module-level names the
+    function uses are looked up in its globals: patch them there."""
+    local, state = copy.deepcopy((local, state))
+    app = AsyncMock()
+    app.name = "app"
+    app.get_build_manifest = AsyncMock(return_value=state)
+    app.update_build_manifest = AsyncMock()
+    created = []
+
+    def create(name, config, **kwargs):
+        created.append(name)
+        return SimpleNamespace(name=name)
+
+    manager = MagicMock()
+    manager.get_or_deploy_resource = AsyncMock(return_value=SimpleNamespace())
+    state_names = set(state.get("resources", {}))
+    g = reconcile.__globals__
+    saved = {k: g.get(k) for k in ("ResourceManager", "create_resource_from_manifest")}
+    g["ResourceManager"] = MagicMock(return_value=manager)
+    g["create_resource_from_manifest"] = create
+    try:
+        with (
+            patch("runpod_flash.core.credentials.get_api_key", return_value="test-key"),
+            patch("pathlib.Path.cwd", return_value=_WORKDIR),
+        ):
+            asyncio.run(reconcile(app, "build-1", "dev", local))
+    except Exception as e:  # noqa: BLE001
+        return SimpleNamespace(error=e, local=local, state=state)
+    finally:
+        g.update(saved)
+    return SimpleNamespace(
+        error=None, local=local, state=state,
+        provisioned=[n for n in created if n not in state_names],
+        updated=[n for n in created if n in state_names],
+    )
+
+
+def run_ours_pair(local, state, **kwargs):
+    local, state = copy.deepcopy((local, state))
+    try:
+        plan = d.plan_reconciliation(local, state, **kwargs)
+    except Exception as e:  # noqa: BLE001
+        return SimpleNamespace(error=e, local=local, state=state)
+    d.apply_reuse(local, state, plan)
+    if plan.provision or plan.update:
+        local.setdefault("resources_endpoints", {})
+    return SimpleNamespace(error=None, local=local, state=state, plan=plan)
+
+
+def assert_pair_same_as_flash(local, state, flash_version):
+    reconcile = flash_deployment.reconcile_and_provision_resources if flash_version is None else OTHER_RECONCILE
+    theirs = run_flash_pair(local, state, reconcile)
+    ours = run_ours_pair(local, state, flash_version=flash_version)
+    if theirs.error is not None:
+        assert ours.error is not None, f"flash raised {theirs.error!r}, we planned {ours.plan}"
+        assert (type(ours.error), str(ours.error)) == (type(theirs.error), str(theirs.error))
+        return
+    assert ours.error is None, ours.error
+    assert list(ours.plan.update) == theirs.updated
+    assert list(ours.plan.provision) == theirs.provisioned
+    assert same_manifest(ours.local, theirs.local)
+    assert same_manifest(ours.state, theirs.state)
+
+
+def _ensure_env(config):
+    if not isinstance(config.get("env"), dict):
+        config["env"] = {}
+    return config["env"]
+
+
+def _cyclic(obj):
+    try:
+        json.dumps(obj, default=str)
+    except ValueError:
+        return True
+    return False
+
+
+@st.composite
+def aliased_pairs(draw):
+    """manifest_pairs() with objects shared between resources and manifests:
+    env dicts, whole configs, configs or envs nested in other configs, the
+    endpoints dict."""
+    local, state = draw(manifest_pairs())
+    lres, sres = local["resources"], state["resources"]
+    names = sorted(lres)
+    if not names:
+        return local, state
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(["env", "env", "config", "nest_env", "nest_config", "state_env", "state_config", "endpoints"]))
+        a, b = draw(st.sampled_from(names)), draw(st.sampled_from(names))
+        if op == "env" and a != b:
+            lres[b]["env"] = _ensure_env(lres[a])
+        elif op == "config" and a != b:
+            lres[b] = lres[a]
+        elif op == "nest_env":
+            lres[b][draw(st.sampled_from(["x", "sidecar"]))] = _ensure_env(lres[a])
+        elif op == "nest_config" and a != b:
+            key = draw(st.sampled_from(["x", "base"]))
+            old = lres[b].get(key, UNSET_MARK)
+            lres[b][key] = lres[a]
+            if _cyclic(local):
+                if old is UNSET_MARK:
+                    del lres[b][key]
+                else:
+                    lres[b][key] = old
+        elif op == "state_env" and b in sres and isinstance(sres[b], dict):
+            sres[b]["env"] = _ensure_env(lres[a])
+        elif op == "state_config" and b in sres:
+            sres[b] = lres[draw(st.sampled_from([a, b]))]
+        elif op == "endpoints" and "resources_endpoints" in state:
+            local["resources_endpoints"] = state["resources_endpoints"]
+    return local, state
+
+
+UNSET_MARK = object()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(aliased_pairs(), st.booleans())
+def test_plan_with_shared_objects_matches_flash(pair, other_rule):
+    """Both client_mode rules, against flash's real reconcile (the installed
+    release, and its function with the other rule)."""
+    local, state = pair
+    assert_pair_same_as_flash(local, state, OTHER_FLASH if other_rule else None)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(manifest_pairs(), st.booleans())
+def test_plan_matches_flash_for_either_client_mode_rule(pair, other_rule):
+    local, state = pair
+    assert_pair_same_as_flash(local, state, OTHER_FLASH if other_rule else None)
+
+
+def test_shared_env_under_a_client_mode_resource():
+    """The case issue 13 measured: one env dict under a client-mode and a
+    normal resource; flash's injection into the normal one shows under the
+    client-mode one, which then matches its deployed config with the
+    fingerprint (1.21 rule)."""
+    env = {"A": "1"}
+    local = {"source_fingerprint": "f" * 8,
+             "resources": {"a_cm": {"client_mode": True, "env": env}, "b": {"env": env}}}
+    state = {"resources": {"a_cm": {"client_mode": True, "env": {"A": "1", FP_KEY: "f" * 8}},
+                           "b": {"env": {"A": "1", FP_KEY: "f" * 8}}},
+             "resources_endpoints": {"a_cm": "https://a", "b": "https://b"}}
+    for version in (None, OTHER_FLASH):
+        assert_pair_same_as_flash(local, state, version)
+    plan = d.plan_reconciliation(copy.deepcopy(local), state, flash_version="1.21.0")
+    assert plan.update == () and plan.reuse == ("a_cm", "b")
+
+
+def test_error_undoes_the_in_place_injection():
+    env = {}
+    local = {"source_fingerprint": "f" * 8,
+             "resources": {"a": {"env": env}, "b": {"env": env, "bad": {1: 1, "x": 2}}}}
+    state = {"resources": {"a": {}, "b": {}}, "resources_endpoints": {"a": "u", "b": "u"}}
+    before = repr(local)
+    theirs = run_flash_pair(local, state, flash_deployment.reconcile_and_provision_resources)
+    assert isinstance(theirs.error, TypeError)
+    with pytest.raises(TypeError, match=str(theirs.error)):
+        d.plan_reconciliation(local, state)
+    assert repr(local) == before and env == {}
+
+
+@pytest.mark.parametrize("version,skips", [("1.14.0", False), ("1.20.1", False), ("1.21.0", True), ("1.21.3", True)])
+def test_inject_follows_the_named_release(version, skips):
+    m = {"source_fingerprint": "fp", "resources": {"cm": {"client_mode": True}, "w": {}}}
+    d.inject_source_fingerprint(m, flash_version=version)
+    assert m["resources"]["w"] == {"env": {FP_KEY: "fp"}}
+    assert m["resources"]["cm"] == ({"client_mode": True} if skips else {"client_mode": True, "env": {FP_KEY: "fp"}})
+    assert d.skips_client_mode(version) is skips
+
+
+def test_default_release_is_the_installed_one(monkeypatch):
+    assert d.modelled_flash_version() == INSTALLED_FLASH
+    monkeypatch.setattr(d, "_installed", None)  # runpod-flash absent
+    assert d.modelled_flash_version() == d.DEFAULT_FLASH_VERSION == "1.21.0"
+    monkeypatch.setattr(d, "_installed", "1.22.0")
+    with pytest.raises(ValueError, match=r"installed runpod-flash '1\.22\.0'.*--flash-version"):
+        d.plan_reconciliation({}, {})
+    assert d.plan_reconciliation({}, {}, flash_version="1.20.1").update == ()
+
+
+@pytest.mark.parametrize("bad", ["1.13.9", "1.22.0", "2.0", "garbage", "", "1.21.0x", "1.21.0 junk"])
+def test_unsupported_or_invalid_release_raises_value_error(bad):
+    m = {"source_fingerprint": "fp", "resources": {"w": {}}}
+    with pytest.raises(ValueError, match=re.escape(repr(bad))):
+        d.plan_reconciliation(m, {}, flash_version=bad)
+    with pytest.raises(ValueError, match=re.escape(repr(bad))):
+        d.inject_source_fingerprint(m, flash_version=bad)
+    assert m == {"source_fingerprint": "fp", "resources": {"w": {}}}
+    with pytest.raises(TypeError):
+        d.plan_reconciliation(m, {}, flash_version=1.21)

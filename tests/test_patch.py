@@ -138,7 +138,7 @@ def test_patched_restores_on_error(flash_sites):
     assert _snapshot() == flash_sites
 
 
-@pytest.mark.parametrize("version", ["1.20.9", "1.22.0", "2.0.0", "0.9", "garbage", None])
+@pytest.mark.parametrize("version", ["1.13.9", "1.13.0", "1.22.0", "2.0.0", "0.9", "garbage", None])
 def test_outside_verified_range_warns_and_patches_nothing(flash_sites, monkeypatch, version):
     monkeypatch.setattr(_patch, "_flash_version", lambda: version)
     with pytest.warns(_patch.FlashPatchWarning) as record:
@@ -152,7 +152,7 @@ def test_outside_verified_range_warns_and_patches_nothing(flash_sites, monkeypat
             assert _snapshot() == flash_sites
 
 
-@pytest.mark.parametrize("version", ["1.21.0", "1.21.7", "1.21.1.post1"])
+@pytest.mark.parametrize("version", ["1.14.0", "1.17.0", "1.20.1", "1.21.0", "1.21.7", "1.21.1.post1"])
 def test_inside_verified_range_patches(flash_sites, monkeypatch, version):
     monkeypatch.setattr(_patch, "_flash_version", lambda: version)
     with warnings.catch_warnings():
