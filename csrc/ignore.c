@@ -1702,7 +1702,7 @@ static PyMethodDef rfn_ignore_functions[] = {
      "prefix/parts[0], prefix/parts[0]/parts[1], ..."},
     {"compile_ignore_patterns", (PyCFunction)(void (*)(void))rfn_compile_ignore_patterns,
      METH_VARARGS | METH_KEYWORDS,
-     "compile_ignore_patterns(patterns, origins=None)\n--\n\n"
+     "compile_ignore_patterns(patterns, origins=None, *, dialect='1.1')\n--\n\n"
      "Compile gitignore lines the way PathSpec.from_lines('gitwildmatch', ...)\n"
      "does. origins[i] names where patterns[i] came from, for error messages.\n"
      "Raises InvalidPatternError (a ValueError) where pathspec raises\n"

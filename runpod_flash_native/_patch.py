@@ -80,6 +80,9 @@ class _Site:
     params: tuple[str, ...] | None  # flash's signature; None: the attribute is the stdlib module `attr`
     native_module: str
     native_attr: str
+    # absent from some verified releases (validate_local_module_imports came
+    # after 1.14.0): a release without it has nothing there to patch
+    optional: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -128,7 +131,7 @@ SITES: tuple[_Site, ...] = (
     _Site(_SCANNER, "threading", None, "runpod_flash_native._threadshim", "scanner_threading"),
     # flash's own validation, with its file-system reads memoized per call
     _Site(_BUILD, "validate_local_module_imports", ("files", "project_dir"), _N_VALIDATE,
-          "validate_local_module_imports"),
+          "validate_local_module_imports", optional=True),
 )
 
 _lock = threading.RLock()
@@ -228,6 +231,8 @@ def patch_flash() -> bool:
         todo = []
         for site in SITES:
             if site.module not in modules:
+                continue
+            if site.optional and not hasattr(modules[site.module], site.attr):
                 continue
             current = getattr(modules[site.module], site.attr, None)
             native = natives[site.key]

@@ -138,6 +138,23 @@ def test_patched_restores_on_error(flash_sites):
     assert _snapshot() == flash_sites
 
 
+def test_an_optional_site_a_release_lacks_is_skipped_quietly(flash_sites, monkeypatch):
+    """1.14.0's build module has no validate_local_module_imports: nothing to
+    patch there, no warning; a non-optional site that is missing still warns."""
+    build = importlib.import_module("runpod_flash.cli.commands.build")
+    monkeypatch.delattr(build, "validate_local_module_imports")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert runpod_flash_native.patch_flash() is True
+    assert not hasattr(build, "validate_local_module_imports")
+    assert _get("runpod_flash.cli.commands.build", "create_tarball") is _natives()[("runpod_flash.cli.commands.build", "create_tarball")]
+    runpod_flash_native.unpatch_flash()
+    monkeypatch.delattr(build, "create_tarball")
+    with pytest.warns(_patch.FlashPatchWarning, match="create_tarball"):
+        assert runpod_flash_native.patch_flash() is True
+    runpod_flash_native.unpatch_flash()
+
+
 @pytest.mark.parametrize("version", ["1.13.9", "1.13.0", "1.22.0", "2.0.0", "0.9", "garbage", None])
 def test_outside_verified_range_warns_and_patches_nothing(flash_sites, monkeypatch, version):
     monkeypatch.setattr(_patch, "_flash_version", lambda: version)
