@@ -154,6 +154,21 @@ rfn_copy_readwrite(rfn_copy_worker *w, int sfd, int dfd, off_t off, rfn_copy_fai
     }
 }
 
+#ifdef RFN_COPY_KERNEL
+/* A clone reads nothing, so the source's atime would not move as copy2's
+ * read moves it (relatime: the first read after a change): read one byte
+ * for the kernel to apply its atime rule. */
+static void
+rfn_copy_touch(int sfd)
+{
+    unsigned char byte;
+    ssize_t r;
+    do {
+        r = pread(sfd, &byte, 1, 0);
+    } while (r < 0 && errno == EINTR);
+}
+#endif
+
 static int
 rfn_copy_data(rfn_copy_worker *w, int sfd, int dfd, const struct stat *sst, rfn_copy_failure *f)
 {
@@ -175,6 +190,7 @@ rfn_copy_data(rfn_copy_worker *w, int sfd, int dfd, const struct stat *sst, rfn_
                 }
                 struct stat now;
                 if (fstat(sfd, &now) == 0 && now.st_size == off) {
+                    rfn_copy_touch(sfd);
                     return 0;
                 }
             } else if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EINVAL || errno == ENOSYS) {
@@ -196,6 +212,7 @@ rfn_copy_data(rfn_copy_worker *w, int sfd, int dfd, const struct stat *sst, rfn_
                 }
                 if (c == 0) {
                     if (off > 0) {
+                        rfn_copy_touch(sfd);   /* it may have been a clone (XFS, btrfs) */
                         return 0;
                     }
                     break;  /* nothing at all: let read() decide (pseudo files) */

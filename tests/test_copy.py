@@ -555,6 +555,52 @@ def test_disk_full_raises_enospc_like_flash_and_leaves_no_partial_file(tmp_path,
     assert sorted(os.listdir(small_tmpfs / "native")) == ["a.py"]
 
 
+@pytest.fixture
+def reflink_fs(tmp_path):
+    """An XFS with reflinks on a loop device (mkfs.xfs from xfsprogs, root)."""
+    mkfs = shutil.which("mkfs.xfs")
+    if mkfs is None:
+        pytest.skip("mkfs.xfs (xfsprogs) not installed")
+    img, mnt = tmp_path / "xfs.img", tmp_path / "xfs"
+    with open(img, "wb") as fh:
+        fh.truncate(400 << 20)
+    mnt.mkdir()
+    made = subprocess.run([mkfs, "-q", "-m", "reflink=1", str(img)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"mkfs.xfs failed: {made.stderr.strip()}")
+    proc = subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot loop-mount an XFS image: {proc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_reflink_copies_share_extents_and_equal_flash(reflink_fs):
+    """On a filesystem with reflinks the data is cloned (FICLONE): the copy
+    takes no new data blocks, and content and metadata equal copy2's."""
+    src = reflink_fs / "src"
+    src.mkdir()
+    big = src / "weights.bin"
+    big.write_bytes(os.urandom(64 << 20))
+    os.setxattr(big, "user.k", b"v")
+    os.chmod(big, 0o4751)
+    os.utime(big, ns=(10**18 + 1, 15 * 10**17 + 3))  # 2001, 2017: one read moves the atime
+    (src / "small.py").write_text("x = 1\n")
+    files = [big, src / "small.py"]
+    copy_project_files(files[1:], src, reflink_fs / "warm")  # first call: directories, inodes
+    before = os.statvfs(reflink_fs)
+    copy_project_files(files, src, reflink_fs / "native")  # first reader of weights.bin
+    after = os.statvfs(reflink_fs)
+    flash_build.copy_project_files(files, src, reflink_fs / "flash")
+    used = (before.f_bfree - after.f_bfree) * after.f_frsize
+    assert used < 8 << 20, used  # a real copy would take 64 MiB
+    # the clone moved the source's atime as copy2's read does (relatime)
+    assert os.stat(reflink_fs / "native" / "weights.bin").st_atime_ns == os.stat(big).st_atime_ns != 10**18 + 1
+    assert snapshot(reflink_fs / "native") == snapshot(reflink_fs / "flash")
+
+
 def _race(fn, act, tmp_path):
     """Run fn() on a thread; as soon as the destination appears, act()."""
     result = {}
