@@ -1,6 +1,6 @@
 """All benchmarks of runpod_flash_native against runpod-flash, in one command.
 
-    python benchmarks/run.py [--runs 7] [--cases T1,T2,T3,T4,T5,T6,T7]
+    python benchmarks/run.py [--runs 7] [--cases T1,T2,T3,T4,T5,T6,T7,T8] [--e2e-runs 3]
                              [--data-dir benchmarks/data] [--output benchmarks/RESULTS.md]
 
 Cases (inputs generated deterministically under --data-dir, git-ignored, and
@@ -27,6 +27,12 @@ reused while their recipe is unchanged):
       run: flash's copy_project_files (shutil.copy2 per file) vs
       runpod_flash_native.build.copy_project_files at 1, 2 and all threads;
       the copies (content, mode, mtime_ns, xattrs) must be identical
+  T8  end to end: `flash build` vs `flash-native build` of benchmarks/
+      bench_build.py's generated app (3,000 modules in 280 packages, a
+      worker with three endpoints, 256 MiB of weights), alternating, in
+      directories of the same name, flash-native at 1, 2 and all threads;
+      --e2e-runs rounds after a warm-up (each build is a process of its own:
+      ~20 s); the two builds' source_fingerprint must be equal
 
 Implementations, each in its own process (so peak RSS growth is its own):
 "flash" is the installed runpod-flash (get_file_tree(d,
@@ -74,7 +80,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SEED = 20240601
-CASES = ("T1", "T2", "T3", "T4", "T5", "T6", "T7")
+CASES = ("T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8")
 FINGERPRINT_DATA = {"T1": "t1", "T2": "t2", "T3": "t3", "T5": "t1", "T6": "t6", "T7": "t7"}  # T6: archive input, T7: copy input
 ARCHIVE_IMPLS = {"flash": None, "native-1": "1", "native-2": "2", "native": None}  # -> THREADS env
 MiB = 1 << 20
@@ -91,6 +97,7 @@ TARGETS = {  # the issue's targets; verdicts() checks them
     "T4": "≥ 10× faster than flash's loop",
     "T6": "≥ 4× faster than flash's create_tarball; archive ≤ 1.01× flash's size",
     "T7": "faster than flash's copy_project_files; identical copies",
+    "T8": "flash-native build ≥ 2× faster than flash build end to end; same source_fingerprint",
 }
 
 
@@ -609,6 +616,21 @@ def run_plan_case(case: str, data_dir: Path, runs: int) -> dict:
     return res
 
 
+def run_e2e_case(data_dir: Path, runs: int) -> dict:
+    """T8: benchmarks/bench_build.py, in a process of its own (it runs builds
+    as subprocesses and prints one JSON document)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    load = os.getloadavg()[0]
+    proc = subprocess.run([sys.executable, str(HERE / "bench_build.py"), "--runs", str(runs), "--threads", "1,2,0",
+                           "--data-dir", str(data_dir), "--json"], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"T8: bench_build.py failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    r["load"] = load
+    return r
+
+
 def run_archive_case(case: str, data_dir: Path, runs: int) -> dict:
     root = data_dir / FINGERPRINT_DATA[case]
     nbytes = sum(e.stat(follow_symlinks=False).st_size for e in root.rglob("*"))
@@ -682,6 +704,10 @@ LABELS = {
 
 
 def verdicts(case: str, r: dict) -> str:
+    if case == "T8":
+        best = r["speedup"]["native-all"]
+        return (f"{'met' if best >= 2 else 'MISSED'} ({best:.2f}× at all threads); "
+                f"{'met' if r['same_fingerprint'] else 'MISSED'} (fingerprints equal)")
     f, n = r["flash"]["median"], r["native"]["median"]
     if case == "T1":
         ok1, ok2 = f / n >= 8, n <= r["plain"]["median"]
@@ -731,6 +757,7 @@ def report(args, results: dict, t_total: float, t_data: float, speed: str, load0
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     notes = []
+    e2e = results.pop("T8", None)
     for case, r in results.items():
         if "skipped" in r:
             lines.append(f"| {LABELS[case]} | not available | | | | | | | | | |")
@@ -747,7 +774,7 @@ def report(args, results: dict, t_total: float, t_data: float, speed: str, load0
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| case | target | result |", "| --- | --- | --- |"]
     for case, target in TARGETS.items():
-        r = results.get(case)
+        r = e2e if case == "T8" else results.get(case)
         if r is None:
             continue
         lines.append(f"| {case} | {target} | {'not run: ' + r['skipped'] if 'skipped' in r else verdicts(case, r)} |")
@@ -796,6 +823,17 @@ def report(args, results: dict, t_total: float, t_data: float, speed: str, load0
                 impl, f"ours, {ARCHIVE_IMPLS[impl]} thread(s)")
             lines.append(f"| {label} | {ms(x['median'])} | {ms(x['cpu_median'])} | "
                          f"{r['flash']['median'] / x['median']:.2f}× |")
+    if e2e is not None:
+        med = e2e["median_s"]
+        lines += ["", f"T8 end to end (`benchmarks/bench_build.py --runs {e2e['runs']} --threads 1,2,0`): median "
+                  "wall time of whole `flash build` / `flash-native build` processes, alternating, after one "
+                  f"warm-up round; load (1 min) at the start {e2e['load']:.2f}.", "",
+                  "| command | wall | flash / this |", "| --- | ---: | ---: |"]
+        for k, v in med.items():
+            label = ("flash build" if k == "flash" else "flash-native build, all threads" if k == "native-all"
+                     else f"flash-native build, {k.split('-', 1)[1]} thread(s)")
+            lines.append(f"| {label} | {v:.2f} s | {med['flash'] / v:.2f}× |")
+        lines.append(f"\nSame source_fingerprint: {e2e['same_fingerprint']}.")
     load_end = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     lines += ["", f"Total wall time {t_total:.0f} s (data set up {t_data:.0f} s). Load average at the start: "
               f"{', '.join(f'{x:.2f}' for x in load0)}; at the end: {load_end}."]
@@ -810,6 +848,7 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of " + ",".join(CASES))
     ap.add_argument("--data-dir", type=Path, default=HERE / "data")
     ap.add_argument("--output", type=Path, help="also write the markdown report here")
+    ap.add_argument("--e2e-runs", type=int, default=3, help="T8: rounds after the warm-up (each ~1.5 min)")
     ap.add_argument("--serve", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -836,6 +875,10 @@ def main() -> None:
         if case not in cases:
             continue
         print(f"case {case} ...", file=sys.stderr)
+        if case == "T8":
+            results[case] = r = run_e2e_case(args.data_dir, args.e2e_runs)
+            print(f"  {r['median_s']}", file=sys.stderr)
+            continue
         if case == "T4":
             results[case] = run_plan_case(case, args.data_dir, args.runs)
         elif case in ("T6", "T7"):
