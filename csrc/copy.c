@@ -719,6 +719,16 @@ exit:
     return ret;
 }
 
+int
+rfn_copy_kernel_paths(void)
+{
+#ifdef RFN_COPY_KERNEL
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 void
 rfn_copy_jobs_release(rfn_copy_job *jobs, size_t n)
 {

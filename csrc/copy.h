@@ -74,4 +74,8 @@ int rfn_copy_run(rfn_copy_job *jobs, size_t n, const rfn_copy_opts *opts, rfn_co
 
 void rfn_copy_jobs_release(rfn_copy_job *jobs, size_t n);
 
+/* 1 when this build uses FICLONE and copy_file_range (Linux, not
+ * RFN_PORTABLE), else 0 (read/write only). */
+int rfn_copy_kernel_paths(void);
+
 #endif

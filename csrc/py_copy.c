@@ -184,5 +184,8 @@ static PyMethodDef rfn_pyc_methods[] = {
 int
 rfn_copy_exec(PyObject *module)
 {
+    if (PyModule_AddIntConstant(module, "_copy_kernel_paths", rfn_copy_kernel_paths()) < 0) {
+        return -1;
+    }
     return PyModule_AddFunctions(module, rfn_pyc_methods);
 }

@@ -103,7 +103,9 @@ def crc32_combine(crc1: int, crc2: int, len2: int, /) -> int: ...
 # copy (csrc/copy.c, csrc/py_copy.c): copy2 of many files on worker threads.
 # Returns None, or (index, kind, errno, which, dst_into) for the first failing
 # file in list order; kind in "os", "same", "fifo", "nodir", "changed";
-# which: 0 src, 1 dst, 2 src -> dst.
+# which: 0 src, 1 dst, 2 src -> dst. _copy_kernel_paths: 1 when the build
+# uses FICLONE and copy_file_range, 0 for read/write only (RFN_PORTABLE).
+_copy_kernel_paths: int
 def copy_files(
     srcs: Sequence[str | bytes | os.PathLike[str]],
     dsts: Sequence[str | bytes | os.PathLike[str]],

@@ -595,7 +595,8 @@ def test_reflink_copies_share_extents_and_equal_flash(reflink_fs):
     after = os.statvfs(reflink_fs)
     flash_build.copy_project_files(files, src, reflink_fs / "flash")
     used = (before.f_bfree - after.f_bfree) * after.f_frsize
-    assert used < 8 << 20, used  # a real copy would take 64 MiB
+    if _fingerprint._copy_kernel_paths:  # not in an RFN_PORTABLE build (read/write only)
+        assert used < 8 << 20, used  # a real copy would take 64 MiB
     # the clone moved the source's atime as copy2's read does (relatime)
     assert os.stat(reflink_fs / "native" / "weights.bin").st_atime_ns == os.stat(big).st_atime_ns != 10**18 + 1
     assert snapshot(reflink_fs / "native") == snapshot(reflink_fs / "flash")
