@@ -9,6 +9,7 @@
  *             (core: no Python.h; hash.h; bindings: py_hash.c)
  *   sources.c compute_source_fingerprint(): flash's path arithmetic and ordering
  *   ignore.c  gitwildmatch patterns compiled like pathspec, and IgnoreSpec
+ *             (the matcher API: match.h, no Python.h)
  *   walk.c    the project walk (flash's get_file_tree) and fingerprint_project
  *   diff.c    config comparison and reconciliation planning
  *   pgzip.c   segment entropy and CRC-32 combination for the parallel gzip writer
@@ -24,6 +25,7 @@
 #include <stdint.h>
 #include "os.h"
 #include "hash.h"         /* includes rfn_evp.h: OpenSSL 3 EVP */
+#include "match.h"        /* the compiled gitwildmatch matcher */
 
 #define RFN_MODULE_NAME "runpod_flash_native._fingerprint"
 #define RFN_DIFF_NOBJ 16            /* objects diff.c keeps in the module state */
@@ -112,38 +114,9 @@ int rfn_compare_keys(const char *a, size_t alen, const char *b, size_t blen);
  * relative path given as surrogatepass UTF-8. */
 void rfn_raise_rel_encode_error(const char *rel, size_t rel_len);
 
-/* ---- ignore.c: compiled gitwildmatch patterns ---------------------------- */
-
-typedef struct rfn_matcher rfn_matcher;
-
-/* Match a normalized relative path given as code points (surrogateescape for
- * undecodable bytes, exactly as Python's str of the path). Returns 1 when the
- * last matching pattern excludes the path (flash ignores it), else 0. Never
- * touches Python objects: safe without the GIL. Scratch for paths of up to
- * ~900 code points is on the stack; longer ones take PyMem_RawMalloc, and
- * only if that fails the result is -1 (treat as out of memory). */
-int rfn_matcher_ignores(const rfn_matcher *m, const uint32_t *cps, size_t n);
-
-/* Matching during a walk, one directory level at a time (see ignore.c): a
- * directory carries rfn_matcher_bits_len() bytes of bits its entries inherit.
- * rfn_matcher_walk_entry() decides the entry at cps[0..n) (its whole path
- * relative to the base, its name last, no "/" in the name) under a directory
- * with parent_bits (NULL for an entry directly in the base), returning 1
- * (ignored), 0 (kept) or -1 (out of memory); with child_bits non-NULL it also
- * fills the bits the entry passes on if it is a directory. Safe without the
- * GIL. rfn_matcher_prefix_bits() fills the bits of a walk root whose path
- * relative to the base is cps[0..n) (n > 0). */
-size_t rfn_matcher_bits_len(const rfn_matcher *m);
-int rfn_matcher_walk_entry(const rfn_matcher *m, const uint32_t *cps, size_t n,
-                           const unsigned char *parent_bits, unsigned char *child_bits);
-int rfn_matcher_prefix_bits(const rfn_matcher *m, const uint32_t *cps, size_t n,
-                            unsigned char *bits);
+/* ---- ignore.c: the IgnoreSpec type -------------------------------------- */
 
 /* The matcher inside an IgnoreSpec object, or NULL (TypeError set). */
 const rfn_matcher *rfn_ignorespec_matcher(PyObject *spec);
-
-/* Decode bytes as Python's os.fsdecode (UTF-8, surrogateescape) would, into
- * out (capacity >= len). Returns the number of code points. */
-size_t rfn_fsdecode_cps(const unsigned char *s, size_t len, uint32_t *out);
 
 #endif /* RFN_H */
