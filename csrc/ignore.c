@@ -165,6 +165,34 @@ rfn_fsdecode_cps(const unsigned char *s, size_t len, uint32_t *out)
     return o;
 }
 
+size_t
+rfn_utf8_encode_cps(const uint32_t *cps, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = cps[i];
+        if (c < 0x80) {
+            out[o++] = (char)c;
+        }
+        else if (c < 0x800) {
+            out[o++] = (char)(0xC0 | (c >> 6));
+            out[o++] = (char)(0x80 | (c & 0x3F));
+        }
+        else if (c < 0x10000) {
+            out[o++] = (char)(0xE0 | (c >> 12));
+            out[o++] = (char)(0x80 | ((c >> 6) & 0x3F));
+            out[o++] = (char)(0x80 | (c & 0x3F));
+        }
+        else {
+            out[o++] = (char)(0xF0 | (c >> 18));
+            out[o++] = (char)(0x80 | ((c >> 12) & 0x3F));
+            out[o++] = (char)(0x80 | ((c >> 6) & 0x3F));
+            out[o++] = (char)(0x80 | (c & 0x3F));
+        }
+    }
+    return o;
+}
+
 /* ---- matching --------------------------------------------------------------- */
 
 /* Position sets are sorted arrays of distinct positions 0..n. */

@@ -37,4 +37,8 @@ int rfn_matcher_prefix_bits(const rfn_matcher *m, const uint32_t *cps, size_t n,
  * out (capacity >= len). Returns the number of code points. */
 size_t rfn_fsdecode_cps(const unsigned char *s, size_t len, uint32_t *out);
 
+/* Encode code points as UTF-8, surrogates passed through (Python's
+ * "surrogatepass"), into out (capacity >= 4 * n). Returns the byte count. */
+size_t rfn_utf8_encode_cps(const uint32_t *cps, size_t n, char *out);
+
 #endif /* RFN_MATCH_H */

@@ -237,28 +237,7 @@ rfn_node_set_key(rfn_walk *w, rfn_node *n, uint32_t *cps, size_t ncps)
     if (key == NULL) {
         return -1;
     }
-    size_t o = 0;
-    for (size_t i = 0; i < ncps; i++) {
-        uint32_t c = cps[i];
-        if (c < 0x80) {
-            key[o++] = (char)c;
-        }
-        else if (c < 0x800) {
-            key[o++] = (char)(0xC0 | (c >> 6));
-            key[o++] = (char)(0x80 | (c & 0x3F));
-        }
-        else if (c < 0x10000) {
-            key[o++] = (char)(0xE0 | (c >> 12));
-            key[o++] = (char)(0x80 | ((c >> 6) & 0x3F));
-            key[o++] = (char)(0x80 | (c & 0x3F));
-        }
-        else {
-            key[o++] = (char)(0xF0 | (c >> 18));
-            key[o++] = (char)(0x80 | ((c >> 12) & 0x3F));
-            key[o++] = (char)(0x80 | ((c >> 6) & 0x3F));
-            key[o++] = (char)(0x80 | (c & 0x3F));
-        }
-    }
+    size_t o = rfn_utf8_encode_cps(cps, ncps, key);
     n->key = key;
     n->key_len = (uint32_t)o;
     return 0;
