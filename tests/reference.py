@@ -18,9 +18,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -145,10 +148,26 @@ def reference_fingerprint(project_dir: Any, files: Iterable[Any]) -> str:
 # ---- child processes ------------------------------------------------------------------------
 
 
+@functools.cache
+def _child_finds_package() -> bool:
+    """Whether a child of this interpreter, started elsewhere with this
+    environment, imports the package from PACKAGE_ROOT by itself."""
+    probe = "import importlib.util as u; s = u.find_spec('runpod_flash_native'); print(s.origin if s else '')"
+    proc = subprocess.run([sys.executable, "-c", probe], cwd="/", capture_output=True, text=True, timeout=60)
+    origin = proc.stdout.strip()
+    return proc.returncode == 0 and bool(origin) and Path(origin).resolve().parent.parent == PACKAGE_ROOT
+
+
 def child_env(**extra: str) -> dict[str, str]:
-    """os.environ with PACKAGE_ROOT first on PYTHONPATH, plus extra."""
+    """os.environ, plus extra, with PACKAGE_ROOT first on PYTHONPATH where a
+    child would not find the package by itself (an in-place build, a scratch
+    copy). An installed package is left to the child's own site-packages:
+    putting a whole site-packages first on PYTHONPATH would also put every
+    other distribution there ahead of the child's (CI's compatibility venvs
+    pin pathspec and runpod-flash over a .pth to step 1's site-packages)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
+    if not _child_finds_package():
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
 

@@ -21,7 +21,7 @@ import runpod_flash_native
 from runpod_flash_native import _patch
 
 # Where the imported (built) package lives; subprocesses must import the same one.
-from reference import PACKAGE_ROOT
+from reference import PACKAGE_ROOT, child_env
 
 # Every (flash module, attribute) the issue names, and the native object it must
 # become.
@@ -242,8 +242,7 @@ def test_patched_sites_give_flash_answers(flash_sites, tmp_path):
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
+    env = child_env()
     # Offline: no PyPI update check (flash skips it off a terminal anyway),
     # and no sunset banner cluttering the output.
     env["FLASH_NO_UPDATE_CHECK"] = "1"
