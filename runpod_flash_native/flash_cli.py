@@ -9,10 +9,12 @@ a one-line warning goes to stderr, and flash runs unmodified.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from ._patch import FlashPatchWarning, patch_flash
 
@@ -32,27 +34,72 @@ def _fail(reason: str) -> int:
     return 2
 
 
+@contextlib.contextmanager
+def _in_process_cpu_probe() -> Iterator[None]:
+    """While flash's modules import, answer py-cpuinfo's ``get_cpu_info()``
+    from /proc/cpuinfo in this process.
+
+    Importing runpod-flash imports the runpod SDK, whose
+    ``serverless.utils.rp_debugger`` calls ``cpuinfo.get_cpu_info()`` at import
+    time for one field, ``brand_raw``. py-cpuinfo computes it in a child
+    Python process that also probes CPUID in a grandchild, runs lscpu and
+    friends: about 1.1 s of every ``flash`` command here, most of the
+    difference a user waits for before anything is built. On Linux that
+    child takes ``brand_raw`` from /proc/cpuinfo (its first source there), so
+    py-cpuinfo's own /proc/cpuinfo parser gives the same value in a few
+    milliseconds. Elsewhere, or when that source has no brand, the real
+    probe runs. The original function is back once flash is imported.
+    """
+    module: Any = None
+    if sys.platform.startswith("linux") and "runpod.serverless.utils.rp_debugger" not in sys.modules:
+        try:
+            import cpuinfo as module
+        except Exception:  # not installed, or broken: flash's import decides
+            module = None
+    if module is None or not hasattr(module, "get_cpu_info"):
+        yield
+        return
+    real = module.get_cpu_info
+
+    def get_cpu_info() -> dict[str, Any]:
+        try:
+            info = module.cpuinfo._get_cpu_info_from_proc_cpuinfo()
+        except Exception:
+            info = None
+        if isinstance(info, dict) and info.get("brand_raw"):
+            return info
+        return real()
+
+    module.get_cpu_info = get_cpu_info
+    try:
+        yield
+    finally:
+        if module.get_cpu_info is get_cpu_info:
+            module.get_cpu_info = real
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point. ``argv`` defaults to ``sys.argv[1:]``."""
     if not _flash_installed():
         return _fail("runpod-flash is not installed")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", FlashPatchWarning)
-        try:
-            patch_flash()
-        except ImportError as e:  # runpod_flash (or a native module) not importable
-            print(f"{PROG}: error: cannot load runpod-flash: {e}", file=sys.stderr)
-            return 2
-    for w in caught:
-        if issubclass(w.category, FlashPatchWarning):
-            print(f"{PROG}: warning: {w.message}", file=sys.stderr)
-        else:  # not ours: hand back to the normal machinery
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    with _in_process_cpu_probe():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FlashPatchWarning)
+            try:
+                patch_flash()
+            except ImportError as e:  # runpod_flash (or a native module) not importable
+                print(f"{PROG}: error: cannot load runpod-flash: {e}", file=sys.stderr)
+                return 2
+        for w in caught:
+            if issubclass(w.category, FlashPatchWarning):
+                print(f"{PROG}: warning: {w.message}", file=sys.stderr)
+            else:  # not ours: hand back to the normal machinery
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
-    try:
-        from runpod_flash.cli.main import app
-    except ImportError as e:  # installed, but broken (one of its dependencies missing)
-        return _fail(f"runpod-flash cannot be loaded ({e})")
+        try:
+            from runpod_flash.cli.main import app
+        except ImportError as e:  # installed, but broken (one of its dependencies missing)
+            return _fail(f"runpod-flash cannot be loaded ({e})")
 
     args = list(sys.argv[1:] if argv is None else argv)
     try:

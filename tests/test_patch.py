@@ -523,3 +523,38 @@ def test_flash_dev_discovery_same_with_patch(tmp_path):
         assert lines["WALK"] == ("runpod_flash_native.ignore" if mode == "native" else "runpod_flash.cli.utils.ignore")
     assert seen["native"] == seen["flash"]
     assert len(seen["flash"]) == 3
+
+
+# ---- flash-native's start-up: py-cpuinfo's probe answered in process ---------------------
+
+CPU_PROBE_CHILD = r"""
+import json, subprocess, sys
+import cpuinfo
+real = cpuinfo.get_cpu_info
+spawned = []
+orig_popen_init = subprocess.Popen.__init__
+def spy(self, *a, **k):
+    spawned.append(a[0] if a else k.get("args"))
+    orig_popen_init(self, *a, **k)
+subprocess.Popen.__init__ = spy
+from runpod_flash_native import flash_cli
+code = flash_cli.main(["--help"])
+subprocess.Popen.__init__ = orig_popen_init
+from runpod.serverless.utils import rp_debugger
+print("PROBE " + json.dumps({"code": code, "processor": rp_debugger.PROCESSOR, "spawned": [str(s) for s in spawned],
+                             "restored": cpuinfo.get_cpu_info is real}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the in-process answer is Linux-only")
+def test_flash_native_answers_the_cpu_probe_in_process():
+    """runpod's rp_debugger reads get_cpu_info()["brand_raw"] at import; under
+    flash-native it gets py-cpuinfo's own answer without the child process."""
+    proc = subprocess.run([sys.executable, "-c", CPU_PROBE_CHILD], env=_env(), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.rsplit("PROBE ", 1)[1])
+    import cpuinfo
+
+    assert got["processor"] == cpuinfo.get_cpu_info()["brand_raw"]  # the real probe, in a child of its own
+    assert not [s for s in got["spawned"] if "cpuinfo.py" in s]  # py-cpuinfo's own child process
+    assert got["restored"] is True and got["code"] == 0
