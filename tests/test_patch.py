@@ -547,10 +547,10 @@ print("PROBE " + json.dumps({"code": code, "processor": rp_debugger.PROCESSOR, "
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the in-process answer is Linux-only")
-def test_flash_native_answers_the_cpu_probe_in_process():
+def test_flash_native_answers_the_cpu_probe_in_process(tmp_path):
     """runpod's rp_debugger reads get_cpu_info()["brand_raw"] at import; under
     flash-native it gets py-cpuinfo's own answer without the child process."""
-    proc = subprocess.run([sys.executable, "-c", CPU_PROBE_CHILD], env=_env(), capture_output=True, text=True, timeout=180)
+    proc = subprocess.run([sys.executable, "-c", CPU_PROBE_CHILD], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout.rsplit("PROBE ", 1)[1])
     import cpuinfo
