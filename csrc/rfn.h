@@ -12,9 +12,10 @@
  *             (the matcher API: match.h, no Python.h)
  *   walk.c    the project walk (flash's get_file_tree) and fingerprint_project
  *   json_eq.c config comparison, fast path: JSON-text equality on the objects
- *   compare.c config comparison: flash's expression (deepcopy, json.dumps),
- *             json's C-stack guard (diff.h: shared by the three deploy files)
+ *   compare.c config comparison: flash's expression (deepcopy, json.dumps)
+ *             with a C-stack guard for json's encoder; the entry points
  *   plan.c    manifests: fingerprint injection, reconciliation plan, apply_reuse
+ *             (diff.h: what these three share, and the C stack guard)
  *   pgzip.c   segment entropy and CRC-32 combination for the parallel gzip writer
  *             (binding: py_pgzip.c)
  *   copy.c    copy2 of many files on worker threads (binding: py_copy.c)
