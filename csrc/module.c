@@ -2,20 +2,6 @@
  * Each concern registers its own functions and types in its Py_mod_exec. */
 #include "rfn.h"
 
-/* ---- C stack guard (the stack's bounds: os.c) ------------------------------- */
-
-int
-rfn_stack_check(size_t need)
-{
-    if (rfn_stack_avail() < need + 1) {
-        PyErr_SetString(PyExc_RecursionError,
-                        "maximum recursion depth exceeded: the C stack is nearly full "
-                        "(nesting too deep)");
-        return -1;
-    }
-    return 0;
-}
-
 /* ---- module exceptions ------------------------------------------------------ */
 
 int
@@ -35,6 +21,23 @@ rfn_add_exception(PyObject *module, const char *name, const char *doc, PyObject 
     return PyModule_AddObjectRef(module, name, *slot);
 }
 
+/* ---- interned strings in the state ------------------------------------------ */
+
+int
+rfn_intern_strings(rfn_state *st, const rfn_interned *table, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        PyObject **slot = (PyObject **)((char *)st + table[i].offset);
+        *slot = PyUnicode_InternFromString(table[i].text);
+        if (*slot == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- module state: GC ------------------------------------------------------- */
+
 static int
 rfn_module_traverse(PyObject *module, visitproc visit, void *arg)
 {
@@ -44,7 +47,23 @@ rfn_module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->InvalidPatternError);
     Py_VISIT(st->PatternRegexError);
     Py_VISIT(st->IgnoreSpecType);
-    return rfn_diff_traverse(st, visit, arg);
+    Py_VISIT(st->runtime_fields);
+    Py_VISIT(st->str_true);
+    Py_VISIT(st->str_false);
+    Py_VISIT(st->str_null);
+    Py_VISIT(st->kind_changed);
+    Py_VISIT(st->kind_added);
+    Py_VISIT(st->kind_removed);
+    Py_VISIT(st->kind_endpoint_missing);
+    Py_VISIT(st->key_fingerprint_env);
+    Py_VISIT(st->key_env);
+    Py_VISIT(st->key_resources);
+    Py_VISIT(st->key_resources_endpoints);
+    Py_VISIT(st->key_source_fingerprint);
+    Py_VISIT(st->key_client_mode);
+    Py_VISIT(st->key_endpoint_id);
+    Py_VISIT(st->key_ai_key);
+    return 0;
 }
 
 static int
@@ -56,7 +75,22 @@ rfn_module_clear(PyObject *module)
     Py_CLEAR(st->InvalidPatternError);
     Py_CLEAR(st->PatternRegexError);
     Py_CLEAR(st->IgnoreSpecType);
-    rfn_diff_clear(st);
+    Py_CLEAR(st->runtime_fields);
+    Py_CLEAR(st->str_true);
+    Py_CLEAR(st->str_false);
+    Py_CLEAR(st->str_null);
+    Py_CLEAR(st->kind_changed);
+    Py_CLEAR(st->kind_added);
+    Py_CLEAR(st->kind_removed);
+    Py_CLEAR(st->kind_endpoint_missing);
+    Py_CLEAR(st->key_fingerprint_env);
+    Py_CLEAR(st->key_env);
+    Py_CLEAR(st->key_resources);
+    Py_CLEAR(st->key_resources_endpoints);
+    Py_CLEAR(st->key_source_fingerprint);
+    Py_CLEAR(st->key_client_mode);
+    Py_CLEAR(st->key_endpoint_id);
+    Py_CLEAR(st->key_ai_key);
     return 0;
 }
 
@@ -76,7 +110,9 @@ static PyModuleDef_Slot rfn_module_slots[] = {
     {Py_mod_exec, rfn_sources_exec},
     {Py_mod_exec, rfn_ignore_exec},
     {Py_mod_exec, rfn_walk_exec},
-    {Py_mod_exec, rfn_diff_exec},
+    {Py_mod_exec, rfn_json_eq_exec},
+    {Py_mod_exec, rfn_compare_exec},
+    {Py_mod_exec, rfn_plan_exec},
     {Py_mod_exec, rfn_pgzip_exec},
     {Py_mod_exec, rfn_copy_exec},
 #ifdef Py_mod_multiple_interpreters

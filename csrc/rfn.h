@@ -11,7 +11,11 @@
  *   ignore.c  gitwildmatch patterns compiled like pathspec, and IgnoreSpec
  *             (the matcher API: match.h, no Python.h)
  *   walk.c    the project walk (flash's get_file_tree) and fingerprint_project
- *   diff.c    config comparison and reconciliation planning
+ *   json_eq.c config comparison, fast path: JSON-text equality on the objects
+ *   compare.c config comparison: flash's expression (deepcopy, json.dumps)
+ *             with a C-stack guard for json's encoder; the entry points
+ *   plan.c    manifests: fingerprint injection, reconciliation plan, apply_reuse
+ *             (diff.h: what these three share, and the C stack guard)
  *   pgzip.c   segment entropy and CRC-32 combination for the parallel gzip writer
  *             (binding: py_pgzip.c)
  *   copy.c    copy2 of many files on worker threads (binding: py_copy.c)
@@ -28,7 +32,6 @@
 #include "match.h"        /* the compiled gitwildmatch matcher */
 
 #define RFN_MODULE_NAME "runpod_flash_native._fingerprint"
-#define RFN_DIFF_NOBJ 16            /* objects diff.c keeps in the module state */
 
 typedef struct {
     EVP_MD *sha256;                 /* fetched once at import, freed at m_free */
@@ -37,7 +40,24 @@ typedef struct {
     PyObject *InvalidPatternError;  /* ValueError: pathspec rejects the pattern */
     PyObject *PatternRegexError;    /* re.error: pathspec's regex fails to compile */
     PyTypeObject *IgnoreSpecType;
-    PyObject *diff_objs[RFN_DIFF_NOBJ];  /* diff.c: interned keys, RUNTIME_RESOURCE_FIELDS */
+    /* json_eq.c */
+    PyObject *runtime_fields;       /* frozenset: flash's RUNTIME_RESOURCE_FIELDS */
+    PyObject *str_true;             /* json's texts of the keys True, False, None */
+    PyObject *str_false;
+    PyObject *str_null;
+    PyObject *kind_changed;         /* the kinds of a change (config_changes) */
+    PyObject *kind_added;
+    PyObject *kind_removed;
+    /* plan.c: interned manifest and config keys */
+    PyObject *kind_endpoint_missing;
+    PyObject *key_fingerprint_env;  /* "_FLASH_SOURCE_FINGERPRINT" */
+    PyObject *key_env;
+    PyObject *key_resources;
+    PyObject *key_resources_endpoints;
+    PyObject *key_source_fingerprint;
+    PyObject *key_client_mode;
+    PyObject *key_endpoint_id;
+    PyObject *key_ai_key;
     int reader_threads;             /* hash.c: 0 = default (CPUs + 1); set by tests, read atomically */
 } rfn_state;
 
@@ -63,26 +83,25 @@ int rfn_hash_exec(PyObject *module);
 int rfn_sources_exec(PyObject *module);
 int rfn_ignore_exec(PyObject *module);
 int rfn_walk_exec(PyObject *module);
-int rfn_diff_exec(PyObject *module);
+int rfn_json_eq_exec(PyObject *module);
+int rfn_compare_exec(PyObject *module);
+int rfn_plan_exec(PyObject *module);
 int rfn_pgzip_exec(PyObject *module);
 int rfn_copy_exec(PyObject *module);
-
-/* C stack guard (module.c). The recursion limit alone does not protect C
- * recursion: with sys.setrecursionlimit() raised, a config nested 100,000
- * deep would overflow the C stack. rfn_stack_check(need) raises
- * RecursionError (returns -1) unless this thread's stack has need bytes plus
- * a safety margin left below the caller's frame; os.h's rfn_stack_avail() is
- * that room (SIZE_MAX when the stack bounds are unknown). */
-int rfn_stack_check(size_t need);
 
 /* Create the exception class RFN_MODULE_NAME.<name> (base, doc), keep it in
  * *slot (module state) and add it to module as <name>. Returns 0 or -1. */
 int rfn_add_exception(PyObject *module, const char *name, const char *doc, PyObject *base,
                       PyObject **slot);
 
-/* GC support for the objects diff.c keeps in the state. */
-int rfn_diff_traverse(rfn_state *st, visitproc visit, void *arg);
-void rfn_diff_clear(rfn_state *st);
+/* An interned str kept in the module state at offset. */
+typedef struct {
+    size_t offset;                  /* offsetof(rfn_state, field) */
+    const char *text;
+} rfn_interned;
+
+/* Intern each table entry's text into its state field. Returns 0 or -1. */
+int rfn_intern_strings(rfn_state *st, const rfn_interned *table, size_t n);
 
 /* ---- py_hash.c: the fingerprint stream from Python ----------------------- */
 

@@ -62,7 +62,7 @@ def fingerprint_tree(
     root: str, spec: IgnoreSpec | None, want_files: bool, /
 ) -> tuple[list[str] | None, str, list[tuple[str, int]]]: ...
 
-# ---- deploy diff (csrc/diff.c) ---------------------------------------------
+# ---- deploy diff (csrc/json_eq.c, compare.c, plan.c) -----------------------
 
 RUNTIME_RESOURCE_FIELDS: frozenset[str]
 SOURCE_FINGERPRINT_ENV_KEY: str
