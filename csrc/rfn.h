@@ -8,8 +8,10 @@
  *   hash.c    SHA-256 (OpenSSL EVP) and the framed, pipelined fingerprint stream
  *             (core: no Python.h; hash.h; bindings: py_hash.c)
  *   sources.c compute_source_fingerprint(): flash's path arithmetic and ordering
- *   ignore.c  gitwildmatch patterns compiled like pathspec, and IgnoreSpec
- *             (the matcher API: match.h, no Python.h)
+ *   ignore.c  IgnoreSpec and compile_ignore_patterns(): the binding of the
+ *             gitwildmatch matcher (core: no Python.h; match.h): match_compile.c
+ *             compiles patterns like pathspec, match.c matches; utf8.c/utf8.h
+ *             is the one UTF-8 codec
  *   walk.c    the project walk (flash's get_file_tree) and fingerprint_project
  *   diff.c    config comparison and reconciliation planning
  *   pgzip.c   segment entropy and CRC-32 combination for the parallel gzip writer

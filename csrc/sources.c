@@ -138,12 +138,12 @@ rfn_entry_rel(const rfn_entry *e, size_t *len)
     return e->norm + e->rel_off;
 }
 
-/* An encoded surrogate is ED A0..BF xx in surrogatepass UTF-8. */
+/* The first surrogate in surrogatepass UTF-8, or NULL. */
 static const char *
 rfn_find_surrogate(const char *s, size_t len)
 {
     for (size_t i = 0; i + 2 < len; i++) {
-        if ((unsigned char)s[i] == 0xED && ((unsigned char)s[i + 1] & 0xE0) == 0xA0) {
+        if (rfn_utf8_surrogate((const unsigned char *)s + i, len - i) != 0) {
             return s + i;
         }
     }
@@ -193,9 +193,8 @@ rfn_to_fs_bytes(const char *s, size_t len, char *out)
         if (c == 0) {
             return -2;
         }
-        if (c == 0xED && i + 2 < len && ((unsigned char)s[i + 1] & 0xE0) == 0xA0) {
-            unsigned cp = 0xD000u | (((unsigned char)s[i + 1] & 0x3Fu) << 6)
-                          | ((unsigned char)s[i + 2] & 0x3Fu);
+        uint32_t cp = rfn_utf8_surrogate((const unsigned char *)s + i, len - i);
+        if (cp != 0) {
             if (cp < 0xDC80 || cp > 0xDCFF) {
                 return -1;
             }
