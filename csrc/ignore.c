@@ -69,14 +69,8 @@ rfn_ignorespec_matcher(PyObject *spec)
 static PyObject *
 rfn_normalize_path(PyObject *path)
 {
-    PyObject *s = PyOS_FSPath(path);
+    PyObject *s = rfn_fspath_str(path, "path must be str or a PathLike giving str, not %.200s");
     if (s == NULL) {
-        return NULL;
-    }
-    if (!PyUnicode_Check(s)) {
-        PyErr_Format(PyExc_TypeError, "path must be str or a PathLike giving str, not %.200s",
-                     Py_TYPE(s)->tp_name);
-        Py_DECREF(s);
         return NULL;
     }
     Py_ssize_t len = PyUnicode_GET_LENGTH(s), skip = 0;
@@ -402,6 +396,23 @@ rfn_match_fsbytes_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyBool_FromLong(r);
 }
 
+/* Code points _match_walk's longest path can take (prefix + "/" + every
+ * part), or 0 with ValueError set for a part that is not bytes without "/". */
+static size_t
+rfn_walk_path_cap(PyObject *prefix, PyObject *parts)
+{
+    size_t total = (size_t)PyUnicode_GET_LENGTH(prefix) + 1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(parts); i++) {
+        PyObject *b = PyList_GET_ITEM(parts, i);
+        if (!PyBytes_Check(b) || memchr(PyBytes_AS_STRING(b), '/', (size_t)PyBytes_GET_SIZE(b))) {
+            PyErr_SetString(PyExc_ValueError, "parts must be bytes without '/'");
+            return 0;
+        }
+        total += (size_t)PyBytes_GET_SIZE(b) + 1;
+    }
+    return total;
+}
+
 /* _match_walk(spec, prefix, parts): the walk's level-by-level decisions for
  * prefix/parts[0], prefix/parts[0]/parts[1], ... (parts are raw names). */
 static PyObject *
@@ -418,14 +429,9 @@ rfn_match_walk_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *parts = args[2];
     Py_ssize_t nparts = PyList_GET_SIZE(parts);
-    size_t total = (size_t)PyUnicode_GET_LENGTH(args[1]) + 1;
-    for (Py_ssize_t i = 0; i < nparts; i++) {
-        PyObject *b = PyList_GET_ITEM(parts, i);
-        if (!PyBytes_Check(b) || memchr(PyBytes_AS_STRING(b), '/', (size_t)PyBytes_GET_SIZE(b))) {
-            PyErr_SetString(PyExc_ValueError, "parts must be bytes without '/'");
-            return NULL;
-        }
-        total += (size_t)PyBytes_GET_SIZE(b) + 1;
+    size_t total = rfn_walk_path_cap(args[1], parts);
+    if (total == 0) {
+        return NULL;
     }
     size_t blen = rfn_matcher_bits_len(m) ? rfn_matcher_bits_len(m) : 1;
     uint32_t *cps = PyMem_New(uint32_t, total);

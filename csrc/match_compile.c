@@ -487,13 +487,24 @@ rfn_match_builder_new(enum rfn_dialect d)
     return b;
 }
 
+/* Free b's arrays and forget them. */
+static void
+rfn_builder_release(rfn_builder *b)
+{
+    free(b->toks);
+    free(b->pool);
+    free(b->pats);
+    b->toks = NULL;
+    b->pool = NULL;
+    b->pats = NULL;
+    b->ntoks = b->cap_toks = b->npool = b->cap_pool = b->npats = b->cap_pats = 0;
+}
+
 void
 rfn_match_builder_free(rfn_builder *b)
 {
     if (b != NULL) {
-        free(b->toks);
-        free(b->pool);
-        free(b->pats);
+        rfn_builder_release(b);
         free(b);
     }
 }
@@ -502,19 +513,18 @@ rfn_matcher *
 rfn_match_builder_finish(rfn_builder *b)
 {
     rfn_matcher *m = malloc(sizeof(*m));
-    if (m != NULL) {
-        m->pats = b->pats;
-        m->npats = b->npats;
-        m->toks = b->toks;
-        m->pool = b->pool;
-        m->dialect = b->dialect;
-    } else {
-        free(b->toks);
-        free(b->pool);
-        free(b->pats);
+    if (m == NULL) {
+        rfn_builder_release(b);
+        return NULL;
     }
-    enum rfn_dialect d = b->dialect;
-    memset(b, 0, sizeof(*b));
-    b->dialect = d;
+    m->pats = b->pats;
+    m->npats = b->npats;
+    m->toks = b->toks;
+    m->pool = b->pool;
+    m->dialect = b->dialect;
+    b->toks = NULL;
+    b->pool = NULL;
+    b->pats = NULL;
+    rfn_builder_release(b);
     return m;
 }

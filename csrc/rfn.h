@@ -108,6 +108,10 @@ PyObject *rfn_hexdigest(const unsigned char digest[RFN_SHA256_LEN]);
 
 /* ---- sources.c: sort keys shared with the walk --------------------------- */
 
+/* os.fspath(obj) when that is a str (new reference), else NULL with an
+ * exception: type_error formats the TypeError from (type name, obj). */
+PyObject *rfn_fspath_str(PyObject *obj, const char *type_error);
+
 /* Python orders str by code point; UTF-8 (with surrogates passed through)
  * preserves that order under memcmp. */
 int rfn_compare_keys(const char *a, size_t alen, const char *b, size_t blen);
