@@ -8,8 +8,10 @@
  *   hash.c    SHA-256 (OpenSSL EVP) and the framed, pipelined fingerprint stream
  *             (core: no Python.h; hash.h; bindings: py_hash.c)
  *   sources.c compute_source_fingerprint(): flash's path arithmetic and ordering
- *   ignore.c  gitwildmatch patterns compiled like pathspec, and IgnoreSpec
- *             (the matcher API: match.h, no Python.h)
+ *   ignore.c  IgnoreSpec and compile_ignore_patterns(): the binding of the
+ *             gitwildmatch matcher (core: no Python.h; match.h): match_compile.c
+ *             compiles patterns like pathspec, match.c matches; utf8.c/utf8.h
+ *             is the one UTF-8 codec
  *   walk.c    the project walk (flash's get_file_tree) and fingerprint_project
  *   json_eq.c config comparison, fast path: JSON-text equality on the objects
  *   compare.c config comparison: flash's expression (deepcopy, json.dumps)
@@ -124,6 +126,10 @@ void rfn_set_evp_error(const char *what);
 PyObject *rfn_hexdigest(const unsigned char digest[RFN_SHA256_LEN]);
 
 /* ---- sources.c: sort keys shared with the walk --------------------------- */
+
+/* os.fspath(obj) when that is a str (new reference), else NULL with an
+ * exception: type_error formats the TypeError from (type name, obj). */
+PyObject *rfn_fspath_str(PyObject *obj, const char *type_error);
 
 /* Python orders str by code point; UTF-8 (with surrogates passed through)
  * preserves that order under memcmp. */

@@ -81,19 +81,23 @@ rfn_normalize_posix(const char *s, size_t len, char *out, size_t *root_len, size
     return o;
 }
 
+PyObject *
+rfn_fspath_str(PyObject *obj, const char *type_error)
+{
+    PyObject *path = PyOS_FSPath(obj);
+    if (path != NULL && !PyUnicode_Check(path)) {
+        PyErr_Format(PyExc_TypeError, type_error, Py_TYPE(path)->tp_name, obj);
+        Py_CLEAR(path);
+    }
+    return path;
+}
+
 /* Encode str/PathLike to surrogatepass UTF-8 bytes (new reference). */
 static PyObject *
 rfn_fspath_bytes(PyObject *obj)
 {
-    PyObject *path = PyOS_FSPath(obj);
+    PyObject *path = rfn_fspath_str(obj, "expected str or os.PathLike returning str, not %.200s (%R)");
     if (path == NULL) {
-        return NULL;
-    }
-    if (!PyUnicode_Check(path)) {
-        PyErr_Format(PyExc_TypeError,
-                     "expected str or os.PathLike returning str, not %.200s (%R)",
-                     Py_TYPE(path)->tp_name, obj);
-        Py_DECREF(path);
         return NULL;
     }
     PyObject *b = PyUnicode_AsEncodedString(path, "utf-8", "surrogatepass");
@@ -138,12 +142,12 @@ rfn_entry_rel(const rfn_entry *e, size_t *len)
     return e->norm + e->rel_off;
 }
 
-/* An encoded surrogate is ED A0..BF xx in surrogatepass UTF-8. */
+/* The first surrogate in surrogatepass UTF-8, or NULL. */
 static const char *
 rfn_find_surrogate(const char *s, size_t len)
 {
     for (size_t i = 0; i + 2 < len; i++) {
-        if ((unsigned char)s[i] == 0xED && ((unsigned char)s[i + 1] & 0xE0) == 0xA0) {
+        if (rfn_utf8_surrogate((const unsigned char *)s + i, len - i) != 0) {
             return s + i;
         }
     }
@@ -193,9 +197,8 @@ rfn_to_fs_bytes(const char *s, size_t len, char *out)
         if (c == 0) {
             return -2;
         }
-        if (c == 0xED && i + 2 < len && ((unsigned char)s[i + 1] & 0xE0) == 0xA0) {
-            unsigned cp = 0xD000u | (((unsigned char)s[i + 1] & 0x3Fu) << 6)
-                          | ((unsigned char)s[i + 2] & 0x3Fu);
+        uint32_t cp = rfn_utf8_surrogate((const unsigned char *)s + i, len - i);
+        if (cp != 0) {
             if (cp < 0xDC80 || cp > 0xDCFF) {
                 return -1;
             }
@@ -317,6 +320,47 @@ rfn_check_entry(const rfn_entry *e, char *fs_out, int raise)
     return 1;
 }
 
+/* The sources (open paths written at *cursor, an arena) up to the first
+ * entry flash would reject before reading it; returns their count and leaves
+ * *cursor where that entry's path would go. */
+static size_t
+rfn_fill_sources(const rfn_entry *entries, size_t n, rfn_source *sources, char **cursor)
+{
+    size_t hashable = 0;
+    for (; hashable < n; hashable++) {
+        const rfn_entry *e = &entries[hashable];
+        if (rfn_check_entry(e, *cursor, 0)) {
+            break;
+        }
+        sources[hashable].open_path = *cursor;
+        sources[hashable].rel = rfn_entry_rel(e, &sources[hashable].rel_len);
+        *cursor += strlen(*cursor) + 1;
+    }
+    return hashable;
+}
+
+/* Hash the sources without the GIL; -1 with flash's exception set. */
+static int
+rfn_hash_sources(rfn_state *st, const rfn_entry *entries, rfn_source *sources, size_t n,
+                 unsigned char digest[RFN_SHA256_LEN])
+{
+    rfn_array_feed feed;
+    rfn_array_feed_init(&feed, sources, n);
+    rfn_failure fail;
+    PyThreadState *ts = PyEval_SaveThread();
+    rfn_poller poll = rfn_signal_poller(&ts);
+    int rc = rfn_hash_feed(st, &feed.feed, &poll, digest, &fail);
+    PyEval_RestoreThread(ts);
+    if (rc < 0) {
+        PyObject *path = fail.kind == RFN_FAIL_INTERRUPTED ? NULL : rfn_entry_path(&entries[fail.index]);
+        if (path != NULL || fail.kind == RFN_FAIL_INTERRUPTED) {
+            rfn_raise_failure(st, &fail, path);
+        }
+        Py_XDECREF(path);
+    }
+    return rc < 0 ? -1 : 0;
+}
+
 static PyObject *
 rfn_compute_source_fingerprint(PyObject *module, PyObject *args, PyObject *kwargs)
 {
@@ -359,14 +403,13 @@ rfn_compute_source_fingerprint(PyObject *module, PyObject *args, PyObject *kwarg
     }
     size_t arena_size = 1;
     for (filled = 0; filled < n; filled++) {
-        rfn_entry *e = &entries[filled];
-        e->input_index = filled;
-        if (rfn_entry_init(e, PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)filled), proj, proj_len,
-                           proj_root_len, proj_nparts, project_obj) < 0) {
+        if (rfn_entry_init(&entries[filled], PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)filled),
+                           proj, proj_len, proj_root_len, proj_nparts, project_obj) < 0) {
             filled++;  /* its norm buffer needs freeing */
             goto exit;
         }
-        arena_size += e->norm_len + 2;  /* room for "." */
+        entries[filled].input_index = filled;
+        arena_size += entries[filled].norm_len + 2;  /* room for "." */
     }
     qsort(entries, n, sizeof(*entries), rfn_entry_cmp);
 
@@ -376,34 +419,10 @@ rfn_compute_source_fingerprint(PyObject *module, PyObject *args, PyObject *kwarg
         PyErr_NoMemory();
         goto exit;
     }
-    /* Sources up to the first one flash would reject before reading it. */
-    size_t hashable = 0;
     char *cursor = arena;
-    for (; hashable < n; hashable++) {
-        rfn_entry *e = &entries[hashable];
-        if (rfn_check_entry(e, cursor, 0)) {
-            break;
-        }
-        sources[hashable].open_path = cursor;
-        sources[hashable].rel = rfn_entry_rel(e, &sources[hashable].rel_len);
-        cursor += strlen(cursor) + 1;
-    }
-
-    rfn_array_feed feed;
-    rfn_array_feed_init(&feed, sources, hashable);
+    size_t hashable = rfn_fill_sources(entries, n, sources, &cursor);
     unsigned char digest[RFN_SHA256_LEN];
-    rfn_failure fail;
-    PyThreadState *ts = PyEval_SaveThread();
-    rfn_poller poll = rfn_signal_poller(&ts);
-    int rc = rfn_hash_feed(st, &feed.feed, &poll, digest, &fail);
-    PyEval_RestoreThread(ts);
-
-    if (rc < 0) {
-        PyObject *path = fail.kind == RFN_FAIL_INTERRUPTED ? NULL : rfn_entry_path(&entries[fail.index]);
-        if (path != NULL || fail.kind == RFN_FAIL_INTERRUPTED) {
-            rfn_raise_failure(st, &fail, path);
-        }
-        Py_XDECREF(path);
+    if (rfn_hash_sources(st, entries, sources, hashable, digest) < 0) {
         goto exit;
     }
     if (hashable < n) {
