@@ -7,7 +7,7 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 PROG = "runpod-flash-native"
 
@@ -99,7 +99,7 @@ class Guard:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         if exc is None or isinstance(exc, (CliError, KeyboardInterrupt, BrokenPipeError)):
             return False
         if not isinstance(exc, Exception):

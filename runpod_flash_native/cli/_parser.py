@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from ._common import DEBUG_ENV, DEFAULT_INDEX_RELPATH, PROG, PROGRESS_DELAY_ENV
 from .commands import files, fingerprint, plan, status
@@ -61,7 +61,7 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors are raised to main(), which reports them (also as JSON
     under --json) instead of argparse exiting from deep inside."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(self, message)
 
 

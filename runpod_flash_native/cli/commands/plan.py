@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .._common import EXIT_OK, CliError, describe, read_json, show
 from ._flash_version import modelled_flash
@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise CliError(f"{show(path)}: not a flash manifest (expected a JSON object)")
     flash_version = modelled_flash(args)
-    mode = "adopt" if args.adopt_missing_fingerprint else "update"
+    mode: Literal["update", "adopt"] = "adopt" if args.adopt_missing_fingerprint else "update"
     try:
         plan = deployment.plan_reconciliation(local, state, missing_state_fingerprint=mode, flash_version=flash_version)
     except (ValueError, TypeError, KeyError) as e:
