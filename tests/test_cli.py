@@ -470,6 +470,18 @@ def test_progress_on_terminal_only(project: Path):
     assert plain.returncode == 0 and plain.stderr == ""
 
 
+def test_status_progress_shows_bytes_read_of_its_one_pass(project: Path):
+    with open(project / "weights.dat", "wb") as fh:
+        fh.truncate(64 << 20)
+    write_manifest(project, flash_fingerprint(project))
+    code, out, tty = _run_with_tty_stderr("status", project)
+    assert code == 0 and out.startswith("unchanged"), (out, tty)
+    lines = [chunk.replace("\x1b[K", "") for chunk in tty.replace("\r", "\n").splitlines()]
+    label = f"walking and hashing {project}"
+    assert any(re.match(rf"^{re.escape(label)} . [\d.]+ (B|KiB|MiB) read, ", line) for line in lines), tty
+    assert any(re.match(rf"^{re.escape(label)}: done, [\d.]+ (B|KiB|MiB) read, ", line) for line in lines), tty
+
+
 # ---------------------------------------------------------------------------
 # plan
 
@@ -776,20 +788,22 @@ def test_stdout_write_failure_says_stdout(project: Path):
 
 def test_progress_shows_bytes_done_percentage_rate_and_eta(project: Path):
     with open(project / "weights.dat", "wb") as fh:
-        fh.truncate(512 << 20)  # sparse: 512 MiB to hash, nothing on disk
+        # sparse: 1.5 GiB to hash, nothing on disk; the rate shows from 0.5 s
+        # on, and 512 MiB hashed in 0.46 s here
+        fh.truncate(1536 << 20)
     code, out, tty = _run_with_tty_stderr("fingerprint", project)
     assert code == 0
     assert out.strip() == flash_fingerprint(project)
     lines = [chunk.replace("\x1b[K", "") for chunk in tty.replace("\r", "\n").splitlines()]
     n = len(flash_files(project))
     pattern = re.compile(
-        rf"^hashing . {n} files, ([\d.]+) (B|KiB|MiB) of 512\.0 MiB \((\d+)%\), [\d.]+ (KiB|MiB|GiB)/s, ETA \d+ (s|min)"
+        rf"^hashing . {n} files, ([\d.]+) (B|KiB|MiB|GiB) of 1\.5 GiB \((\d+)%\), [\d.]+ (KiB|MiB|GiB)/s, ETA \d+ (s|min)"
     )
     moving = [m for m in map(pattern.match, lines) if m]
     assert moving, tty
     assert all(0 <= int(m.group(3)) <= 100 for m in moving)
     assert any(0 < int(m.group(3)) for m in moving), tty
-    assert any(line.startswith(f"hashing: done, {n} files, 512.0 MiB, ") and line.endswith("/s") for line in lines), tty
+    assert any(line.startswith(f"hashing: done, {n} files, 1.5 GiB, ") and line.endswith("/s") for line in lines), tty
 
 
 @pytest.mark.parametrize("value", ["abc", "-1", "nan"])
