@@ -81,10 +81,12 @@ __all__ = [
     "apply_reuse",
     "config_changes",
     "config_differs",
+    "describe_change",
     "inject_source_fingerprint",
     "modelled_flash_version",
     "plan_reconciliation",
     "resource_config_for_compare",
+    "rolls_on_fingerprint_change",
     "skips_client_mode",
 ]
 
@@ -284,6 +286,45 @@ class ReconciliationPlan:
                 name: [c.to_dict() for c in self.reasons.get(name, ())] for name in self.update
             },
         }
+
+
+def describe_change(change: Change | Mapping[str, Any]) -> str:
+    """One line for ``change`` (a :class:`Change` or its :meth:`Change.to_dict`
+    form), values as JSON text: ``workersMax: 1 -> 3``, ``env.X: added "v"``,
+    ``gpuIds: removed (was ["a"])``, ``no endpoint in the deployed manifest``;
+    the whole config is ``<whole config>``."""
+    if isinstance(change, Change):
+        change = change.to_dict()
+    kind = change.get("kind")
+    if kind == "endpoint_missing":
+        return "no endpoint in the deployed manifest"
+    field = change.get("field") or "<whole config>"
+    if kind == "added":
+        return f"{field}: added {_json_text(change.get('new'))}"
+    if kind == "removed":
+        return f"{field}: removed (was {_json_text(change.get('old'))})"
+    return f"{field}: {_json_text(change.get('old'))} -> {_json_text(change.get('new'))}"
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def rolls_on_fingerprint_change(
+    old: Mapping[str, Any], new: Mapping[str, Any], *, flash_version: str | None = None
+) -> list[str]:
+    """The resources (sorted) flash's deploy updates when each one was
+    deployed, with an endpoint, carrying the source fingerprint ``old[name]``
+    and the local build carries ``new[name]``, their configs otherwise equal:
+    flash's roll rule for a source change (``old`` and ``new`` have the same
+    names: the resources the fingerprint is injected into)."""
+    names = sorted(new)
+    local = {"resources": {n: {"env": {SOURCE_FINGERPRINT_ENV_KEY: new[n]}} for n in names}}
+    state = {
+        "resources": {n: {"env": {SOURCE_FINGERPRINT_ENV_KEY: old[n]}} for n in names},
+        "resources_endpoints": {n: f"https://{n}" for n in names},
+    }
+    return [str(n) for n in plan_reconciliation(local, state, flash_version=flash_version).update]
 
 
 def inject_source_fingerprint(local_manifest: dict[str, Any], *, flash_version: str | None = None) -> None:

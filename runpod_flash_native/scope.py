@@ -686,12 +686,9 @@ def _rolls_by_flash_rule(
     from . import deployment
 
     names = sorted(names)
-    local = {"resources": {n: {"env": {FP_KEY: new[n]}} for n in names}}
-    state = {
-        "resources": {n: {"env": {FP_KEY: old[n]}} for n in names},
-        "resources_endpoints": {n: f"https://{n}" for n in names},
-    }
-    return list(deployment.plan_reconciliation(local, state, flash_version=flash_version).update)
+    return deployment.rolls_on_fingerprint_change(
+        {n: old[n] for n in names}, {n: new[n] for n in names}, flash_version=flash_version
+    )
 
 
 def status_report(

@@ -296,6 +296,8 @@ def test_non_utf8_file_name_is_named(project: Path):
     write(project, name, "")
     err = assert_one_line_error(run("fingerprint", project), "bad\\xffname.py", "UTF-8")
     assert str(project) in err
+    write_manifest(project, "0" * 64)  # status walks and hashes in one call: the same line
+    assert assert_one_line_error(run("status", project), "bad\\xffname.py", "UTF-8") == err
 
 
 # ---------------------------------------------------------------------------
@@ -466,6 +468,18 @@ def test_progress_on_terminal_only(project: Path):
 
     plain = run("fingerprint", project, RUNPOD_FLASH_NATIVE_PROGRESS_DELAY="0")
     assert plain.returncode == 0 and plain.stderr == ""
+
+
+def test_status_progress_shows_bytes_read_of_its_one_pass(project: Path):
+    with open(project / "weights.dat", "wb") as fh:
+        fh.truncate(64 << 20)
+    write_manifest(project, flash_fingerprint(project))
+    code, out, tty = _run_with_tty_stderr("status", project)
+    assert code == 0 and out.startswith("unchanged"), (out, tty)
+    lines = [chunk.replace("\x1b[K", "") for chunk in tty.replace("\r", "\n").splitlines()]
+    label = f"walking and hashing {project}"
+    assert any(re.match(rf"^{re.escape(label)} . [\d.]+ (B|KiB|MiB) read, ", line) for line in lines), tty
+    assert any(re.match(rf"^{re.escape(label)}: done, [\d.]+ (B|KiB|MiB) read, ", line) for line in lines), tty
 
 
 # ---------------------------------------------------------------------------
@@ -774,20 +788,22 @@ def test_stdout_write_failure_says_stdout(project: Path):
 
 def test_progress_shows_bytes_done_percentage_rate_and_eta(project: Path):
     with open(project / "weights.dat", "wb") as fh:
-        fh.truncate(512 << 20)  # sparse: 512 MiB to hash, nothing on disk
+        # sparse: 1.5 GiB to hash, nothing on disk; the rate shows from 0.5 s
+        # on, and 512 MiB hashed in 0.46 s here
+        fh.truncate(1536 << 20)
     code, out, tty = _run_with_tty_stderr("fingerprint", project)
     assert code == 0
     assert out.strip() == flash_fingerprint(project)
     lines = [chunk.replace("\x1b[K", "") for chunk in tty.replace("\r", "\n").splitlines()]
     n = len(flash_files(project))
     pattern = re.compile(
-        rf"^hashing . {n} files, ([\d.]+) (B|KiB|MiB) of 512\.0 MiB \((\d+)%\), [\d.]+ (KiB|MiB|GiB)/s, ETA \d+ (s|min)"
+        rf"^hashing . {n} files, ([\d.]+) (B|KiB|MiB|GiB) of 1\.5 GiB \((\d+)%\), [\d.]+ (KiB|MiB|GiB)/s, ETA \d+ (s|min)"
     )
     moving = [m for m in map(pattern.match, lines) if m]
     assert moving, tty
     assert all(0 <= int(m.group(3)) <= 100 for m in moving)
     assert any(0 < int(m.group(3)) for m in moving), tty
-    assert any(line.startswith(f"hashing: done, {n} files, 512.0 MiB, ") and line.endswith("/s") for line in lines), tty
+    assert any(line.startswith(f"hashing: done, {n} files, 1.5 GiB, ") and line.endswith("/s") for line in lines), tty
 
 
 @pytest.mark.parametrize("value", ["abc", "-1", "nan"])
@@ -808,3 +824,132 @@ def test_bad_pattern_is_shown_as_written(project: Path):
     line = assert_one_line_error(run("files", project), str(gitignore))
     assert "Invalid git pattern: 'foo\\ ' (.gitignore line 2)" in line, line
     assert "'foo\\\\'" not in line
+
+
+# ---------------------------------------------------------------------------
+# per-endpoint status and scoped manifests (issue 14), on the command line
+
+SCOPED_APP = {
+    "a.py": "import only_a\nimport shared.util\n",
+    "b.py": "import only_b\n",
+    "shared/__init__.py": "",
+    "shared/util.py": "X = 1\n",
+    "only_a.py": "",
+    "only_b.py": "",
+    "config.json": "{}\n",
+    "README.md": "# app\n",
+}
+
+
+def _endpoint(module: str) -> dict:
+    return {"module_path": module, "file_path": f"{module}.py",
+            "functions": [{"name": f"f_{module}", "module": module}]}
+
+
+def scoped_app(root: Path, *, scoped: bool) -> dict:
+    """Two endpoints (A imports only_a and shared, B only_b) and a client-mode
+    resource, with the manifest `flash build` writes (the scoped one
+    `FLASH_NATIVE_SCOPED_ROLLS=1` makes when ``scoped``)."""
+    from runpod_flash_native import scope
+    from runpod_flash_native.build import fingerprint_project_files
+
+    for rel, content in SCOPED_APP.items():
+        if not (root / rel).exists():
+            write(root, rel, content)
+    files, fp = fingerprint_project_files(root)
+    manifest = {
+        "version": "1.0",
+        "resources": {"A": _endpoint("a"), "B": _endpoint("b"), "C": {"client_mode": True, "imageName": "x"}},
+        "source_fingerprint": fp,
+    }
+    if scoped:
+        assert scope.apply_scoped_fingerprints(root, files, manifest, enabled=True)
+    write(root, ".flash/flash_manifest.json", json.dumps(manifest))
+    return manifest
+
+
+def append(root: Path, rel: str) -> None:
+    with open(root / rel, "a") as fh:
+        fh.write("# edited\n")
+
+
+def test_status_says_per_endpoint_what_flash_rolls_and_whose_code_changed(tmp_path: Path):
+    root = tmp_path / "app"
+    scoped_app(root, scoped=False)
+    assert run("fingerprint", "--index", ".flash/source_index.json", cwd=root).returncode == 0
+    append(root, "README.md")
+    proc = run("status", "--json", root)
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["fingerprint_mode"] == "global"
+    assert report["rolls"] == ["A", "B"] and report["scoped_rolls"] == ["A", "B"]  # README is in every scope
+    for name in "AB":
+        ep = report["endpoints"][name]
+        assert ep["flash_rolls"] and ep["scope_changed"] and not ep["own_code_changed"]
+        assert ep["changed_files"] == ["README.md"]
+    text = run("status", root).stdout
+    assert "A: flash rolls it: yes; own code changed: no; scope changed: yes" in text
+    assert "changed in its scope: README.md" in text
+    assert "flash rolls 2 endpoint(s), none of their code changed" in text
+
+    append(root, "only_a.py")
+    report = json.loads(run("status", "--json", root).stdout)
+    a, b = report["endpoints"]["A"], report["endpoints"]["B"]
+    assert a["own_code_changed"] and a["changed_files"] == ["README.md", "only_a.py"]
+    assert not b["own_code_changed"] and b["changed_files"] == ["README.md"]
+    text = run("status", root).stdout
+    assert "A: flash rolls it: yes; own code changed: yes" in text
+    assert "none of their code changed" not in text
+
+
+def test_status_scoped_manifest_rolls_only_the_changed_scope(tmp_path: Path):
+    root = tmp_path / "app"
+    scoped_app(root, scoped=True)
+    proc = run("status", "--json", root)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["rolls"] == []
+    append(root, "only_b.py")
+    proc = run("status", "--json", root)
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["fingerprint_mode"] == "scoped"
+    assert report["rolls"] == report["scoped_rolls"] == ["B"]
+    assert [n for n, ep in report["endpoints"].items() if ep["flash_rolls"]] == ["A", "B"]
+    text = run("status", root)
+    assert text.returncode == 1
+    assert "the next deploy rolls 1 endpoint(s): B" in text.stdout
+    assert "A keep(s) its fingerprint" in text.stdout
+
+
+def test_plan_says_which_scoped_resources_keep_their_fingerprint_and_why(tmp_path: Path):
+    root = tmp_path / "app"
+    deployed = scoped_app(root, scoped=True)
+    deployed["resources_endpoints"] = {n: f"https://{n}" for n in "ABC"}
+    append(root, "only_a.py")
+    local = scoped_app(root, scoped=True)  # the next build, A's own module edited
+    local_path = write(tmp_path, "local.json", json.dumps(local))
+    state_path = write(tmp_path, "state.json", json.dumps(deployed))
+    proc = run("plan", "--json", local_path, state_path)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["update"] == ["A"] and data["reuse"] == ["B", "C"]
+    assert set(data["keeps_fingerprint"]) == {"B"}
+    assert "only_a.py" in data["keeps_fingerprint"]["B"]  # why: its scope leaves the edit out
+    text = run("plan", local_path, state_path).stdout
+    assert "keeps fingerprint  B: no file in its scope changed (scope leaves out" in text
+    assert "update     A" in text and "env._FLASH_SOURCE_FINGERPRINT" in text
+
+
+def test_status_walks_and_hashes_in_one_native_call(project: Path, monkeypatch):
+    # the two-pass route (walk, then hash the list) is not taken by status
+    from runpod_flash_native import build, ignore
+
+    write_manifest(project, flash_fingerprint(project))
+
+    def two_pass(*args, **kwargs):
+        raise AssertionError("status walked and hashed in two passes")
+
+    monkeypatch.setattr(ignore, "get_file_tree", two_pass)
+    monkeypatch.setattr(build, "compute_source_fingerprint", two_pass)
+    proc = run_inprocess("status", "--json", project)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["current_fingerprint"] == flash_fingerprint(project)

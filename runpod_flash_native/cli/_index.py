@@ -1,0 +1,103 @@
+"""The per-file source index (``fingerprint --index``): each shipped file's
+size and SHA-256, written beside a fingerprint taken from the same contents,
+and compared with the project by ``status``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._common import PROG, CliError, Guard, describe, read_json, rel, show
+from ._progress import Progress
+from ._project import fingerprint
+
+INDEX_FORMAT = "runpod-flash-native/source-index"
+INDEX_VERSION = 1
+
+
+def _file_sha256(path: Path) -> tuple[int, str]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return size, h.hexdigest()
+
+
+def _hash_files(paths: Sequence[Path]) -> list[tuple[int, str]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not paths:
+        return []
+    with Guard(paths[0].parent), Progress("indexing", paths), ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        return list(pool.map(_file_sha256, paths))
+
+
+def _stat_key(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def build_index(root: Path, files: Sequence[Path]) -> tuple[str, dict[str, Any]]:
+    """(fingerprint, the index document) taken from the same file contents.
+
+    Files are stat'ed before and after hashing; a change in between (size,
+    mtime, inode) restarts, at most three times.
+    """
+    for _attempt in range(3):
+        before = [_stat_key(f) for f in files]
+        digests = _hash_files(files)
+        fp = fingerprint(root, files)
+        changed = [f for f, key in zip(files, before) if _stat_key(f) != key]
+        if not changed:
+            entries = {rel(f, root): {"size": size, "sha256": sha} for f, (size, sha) in zip(files, digests)}
+            return fp, {
+                "format": INDEX_FORMAT,
+                "version": INDEX_VERSION,
+                "source_fingerprint": fp,
+                "files": dict(sorted(entries.items())),
+            }
+    raise CliError(f"{show(changed[0])}: kept changing while the index was written; try again")
+
+
+def load_index(path: Path) -> dict[str, Any]:
+    data = read_json(path, "index")
+    if not (
+        isinstance(data, dict)
+        and data.get("format") == INDEX_FORMAT
+        and isinstance(data.get("files"), dict)
+    ):
+        raise CliError(f"{show(path)}: not a {PROG} index (write one with `{PROG} fingerprint --index FILE`)")
+    if data.get("version") != INDEX_VERSION:
+        raise CliError(f"{show(path)}: unsupported index version {data.get('version')!r}")
+    return data
+
+
+def diff_against_index(root: Path, files: Sequence[Path], index: dict[str, Any]) -> dict[str, list[str]]:
+    """``{"added", "removed", "modified"}``: relative paths, sorted. A file
+    whose size matches the index is hashed to tell."""
+    recorded: dict[str, Any] = index["files"]
+    current = {rel(f, root): f for f in files}
+    added = sorted(set(current) - set(recorded))
+    removed = sorted(set(recorded) - set(current))
+    modified = []
+    to_hash = []
+    for name in sorted(set(current) & set(recorded)):
+        entry = recorded[name]
+        size = entry.get("size") if isinstance(entry, dict) else None
+        try:
+            cur_size = current[name].stat().st_size
+        except OSError as e:
+            raise CliError(describe(e)) from None
+        if size != cur_size:
+            modified.append(name)
+        else:
+            to_hash.append(name)
+    for name, (_, sha) in zip(to_hash, _hash_files([current[r] for r in to_hash])):
+        if sha != recorded[name].get("sha256"):
+            modified.append(name)
+    return {"added": added, "removed": removed, "modified": sorted(modified)}

@@ -1,0 +1,33 @@
+"""``fingerprint [DIR] [--index FILE]``: the source_fingerprint `flash build`
+would write."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .._common import EXIT_OK, project_dir, write_json_atomic
+from .._index import build_index
+from .._project import fingerprint, walk
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    root = project_dir(args.dir)
+    files = walk(root)
+    index = None
+    if args.index is not None:
+        index_path = Path(args.index).absolute()
+        fp, document = build_index(root, files)
+        write_json_atomic(index_path, document)
+        index = {"path": str(index_path), "source_fingerprint": fp}
+    else:
+        fp = fingerprint(root, files)
+    return {
+        "command": "fingerprint",
+        "project_dir": str(root),
+        "source_fingerprint": fp,
+        "file_count": len(files),
+        "index": index,
+        "exit_code": EXIT_OK,
+    }
