@@ -10,7 +10,9 @@
  *   sources.c compute_source_fingerprint(): flash's path arithmetic and ordering
  *   ignore.c  gitwildmatch patterns compiled like pathspec, and IgnoreSpec
  *             (the matcher API: match.h, no Python.h)
- *   walk.c    the project walk (flash's get_file_tree) and fingerprint_project
+ *   walk.c    the project walk (flash's get_file_tree) and the sorted walk feeding
+ *             the fingerprint (core: no Python.h; walk.h, walk_list.c; bindings:
+ *             py_walk.c)
  *   diff.c    config comparison and reconciliation planning
  *   pgzip.c   segment entropy and CRC-32 combination for the parallel gzip writer
  *             (binding: py_pgzip.c)
@@ -106,9 +108,7 @@ PyObject *rfn_hexdigest(const unsigned char digest[RFN_SHA256_LEN]);
 
 /* ---- sources.c: sort keys shared with the walk --------------------------- */
 
-/* Python orders str by code point; UTF-8 (with surrogates passed through)
- * preserves that order under memcmp. */
-int rfn_compare_keys(const char *a, size_t alen, const char *b, size_t blen);
+/* rfn_compare_keys(): hash.h (the core shares it). */
 
 /* Raise the UnicodeEncodeError flash's rel.encode("utf-8") raises for a
  * relative path given as surrogatepass UTF-8. */
