@@ -293,16 +293,35 @@ rfn_walk_cancel(rfn_source_feed *feed)
     pthread_mutex_unlock(&w->lock);
 }
 
+/* Make the written sources visible to the readers and wake them. */
+static void
+rfn_walk_publish(rfn_walker *w, int close)
+{
+    pthread_mutex_lock(&w->lock);
+    w->nsources = w->nwritten;
+    w->feed_closed |= close;
+    pthread_cond_broadcast(&w->grew);
+    pthread_mutex_unlock(&w->lock);
+    w->published_at = rfn_now_ns();
+}
+
 static void
 rfn_walk_close_feed(rfn_walker *w)
 {
-    pthread_mutex_lock(&w->lock);
-    w->feed_closed = 1;
-    pthread_cond_broadcast(&w->grew);
-    pthread_mutex_unlock(&w->lock);
+    rfn_walk_publish(w, 1);
 }
 
-/* Publish file node n as the next source, in sorted order. */
+/* Publish what waits for longer than RFN_PUBLISH_NS (before the walk goes
+ * off to list a directory, which can take long). */
+static void
+rfn_walk_publish_stale(rfn_walker *w)
+{
+    if (w->nwritten > w->nsources && rfn_now_ns() - w->published_at >= RFN_PUBLISH_NS) {
+        rfn_walk_publish(w, 0);
+    }
+}
+
+/* Write file node n as the next source, in sorted order; publish a batch. */
 static int
 rfn_walk_emit(rfn_walker *w, uint32_t n)
 {
@@ -323,16 +342,14 @@ rfn_walk_emit(rfn_walker *w, uint32_t n)
     src.rel_len = len;
     if (!file->key_is_utf8 || !dir->rel_is_utf8) {
         /* flash's rel.encode("utf-8") raises here; nothing after it is hashed. */
-        pthread_mutex_lock(&w->lock);
         w->feed_stopped = 1;
-        w->encode_fail_index = w->nsources;
+        w->encode_fail_index = w->nwritten;
         w->encode_fail_rel = src.rel;
         w->encode_fail_rel_len = len;
-        pthread_mutex_unlock(&w->lock);
         rfn_walk_close_feed(w);
         return 0;
     }
-    size_t i = w->nsources, b = i / RFN_SOURCE_BLOCK;
+    size_t i = w->nwritten, b = i / RFN_SOURCE_BLOCK;
     if (b == w->nblocks) {
         rfn_source *block = malloc(RFN_SOURCE_BLOCK * sizeof(rfn_source));
         if (block == NULL) {
@@ -351,10 +368,10 @@ rfn_walk_emit(rfn_walker *w, uint32_t n)
         }
     }
     w->blocks[b][i % RFN_SOURCE_BLOCK] = src;
-    pthread_mutex_lock(&w->lock);
-    w->nsources = i + 1;
-    pthread_cond_broadcast(&w->grew);
-    pthread_mutex_unlock(&w->lock);
+    w->nwritten = i + 1;
+    if (w->nwritten - w->nsources >= RFN_PUBLISH_BATCH) {
+        rfn_walk_publish(w, 0);
+    }
     return 0;
 }
 
@@ -399,6 +416,9 @@ rfn_walk_run(rfn_walker *w)
             continue;
         }
         size_t nkids;
+        if (w->sorted) {
+            rfn_walk_publish_stale(w);
+        }
         if (rfn_walk_list(w, n, &nkids) < 0) {
             return;
         }
@@ -435,6 +455,7 @@ rfn_walk_dispose(rfn_walker *w)
             w->held_fds--;
         }
     }
+    rfn_dir_free(&w->dir);
     rfn_arena_free(&w->arena);
     free(w->nodes);
     free(w->chain);
@@ -480,6 +501,7 @@ rfn_walk_new(const char *root, size_t root_len, const uint32_t *prefix, size_t p
     }
     w->matcher = matcher;
     w->sorted = sorted;
+    w->published_at = rfn_now_ns();
     w->feed.get = rfn_walk_feed_get;
     w->feed.cancel = rfn_walk_cancel;
     w->feed.ctx = w;

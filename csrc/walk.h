@@ -21,6 +21,12 @@
 #define RFN_NONE UINT32_MAX
 #define RFN_SOURCE_BLOCK 4096   /* sources per block; blocks never move */
 
+/* Sources are published to the readers in batches (one lock and one wake-up
+ * per batch, not per file): when this many are waiting, or before a
+ * directory is listed once the oldest waits this long. */
+#define RFN_PUBLISH_BATCH 64
+#define RFN_PUBLISH_NS (1000 * 1000)
+
 /* Directories held open at once (per walk) so that their child directories
  * open relative to them: a chain of any depth needs two. Past the cap, a
  * directory opens by its full path. */
@@ -93,6 +99,7 @@ typedef struct {
     uint32_t *up;                   /* scratch: ancestors to re-enter */
     size_t cap_up;
     size_t held_fds;
+    rfn_dir dir;                    /* the directory being listed */
 
     rfn_warning *warnings;
     size_t nwarnings, cap_warnings;
@@ -108,6 +115,8 @@ typedef struct {
     rfn_source **blocks;            /* grown under lock; blocks themselves never move */
     size_t nblocks, cap_blocks;
     size_t nsources;                /* published */
+    size_t nwritten;                /* written into blocks (walk thread only) */
+    int64_t published_at;           /* rfn_now_ns() of the last publication */
     int feed_closed;                /* no more sources will come */
     int feed_stopped;               /* a file flash cannot encode: nothing after it */
     size_t encode_fail_index;       /* its position in the sorted list */

@@ -375,43 +375,51 @@ rfn_walk_list_entry(rfn_walker *w, uint32_t d, int dirfd, const char *name,
     return RFN_LIST_NEXT;
 }
 
-/* Keep directory d's descriptor for its child directories to open relative
- * to (a failed dup just means they open by path). */
-static void
+/* Keep directory d's descriptor open for its child directories to open
+ * relative to. Returns 1 when kept (the caller must not close it). */
+static int
 rfn_walk_hold_fd(rfn_walker *w, uint32_t d, int fd, size_t ndirs)
 {
     if (ndirs == 0 || w->held_fds >= RFN_MAX_HELD_FDS) {
-        return;
+        return 0;
     }
-    int keep = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (keep >= 0) {
-        w->nodes[d].fd = keep;
-        w->nodes[d].pending_dirs = (uint32_t)ndirs;
-        w->held_fds++;
-    }
+    w->nodes[d].fd = fd;
+    w->nodes[d].pending_dirs = (uint32_t)ndirs;
+    w->held_fds++;
+    return 1;
 }
 
-/* Read directory d's entries from dir (open as fd). */
+/* Read directory d's entries (open as fd). */
 static int
-rfn_walk_read_entries(rfn_walker *w, uint32_t d, DIR *dir, int fd, int searchable,
-                      size_t *nkids, size_t *ndirs)
+rfn_walk_read_entries(rfn_walker *w, uint32_t d, int fd, int searchable, size_t *nkids,
+                      size_t *ndirs)
 {
+    if (rfn_dir_open(&w->dir, fd) < 0) {
+        return rfn_walk_fail_dir(w, d, errno);
+    }
+    int step = RFN_LIST_NEXT;
     for (;;) {
         if (rfn_cancelled(&w->cancel)) {
             w->failure = RFN_WALK_CANCELLED;
-            return RFN_LIST_FAIL;
+            step = RFN_LIST_FAIL;
+            break;
         }
-        errno = 0;
-        struct dirent *de = readdir(dir);
-        if (de == NULL) {
-            return errno != 0 ? rfn_walk_fail_dir(w, d, errno) : RFN_LIST_NEXT;
+        const char *name;
+        unsigned char type;
+        int got = rfn_dir_next(&w->dir, &name, &type);
+        if (got <= 0) {
+            if (got < 0) {
+                step = rfn_walk_fail_dir(w, d, errno);
+            }
+            break;
         }
-        int step = rfn_walk_list_entry(w, d, fd, de->d_name, de->d_type, searchable, nkids,
-                                       ndirs);
+        step = rfn_walk_list_entry(w, d, fd, name, type, searchable, nkids, ndirs);
         if (step != RFN_LIST_NEXT) {
-            return step;
+            break;
         }
     }
+    rfn_dir_close(&w->dir);
+    return step;
 }
 
 int
@@ -431,22 +439,12 @@ rfn_walk_list(rfn_walker *w, uint32_t d, size_t *nkids)
     if (step == RFN_LIST_NEXT) {
         step = rfn_walk_check_symlink_loop(w, d);
     }
-    if (step != RFN_LIST_NEXT) {
-        close(fd);
-        return -1;
-    }
-    DIR *dir = fdopendir(fd);
-    if (dir == NULL) {
-        int err = errno;
-        close(fd);
-        rfn_walk_fail_dir(w, d, err);
-        return -1;
-    }
     size_t ndirs = 0;
-    step = rfn_walk_read_entries(w, d, dir, fd, searchable, nkids, &ndirs);
-    if (step != RFN_LIST_FAIL) {
-        rfn_walk_hold_fd(w, d, fd, ndirs);
+    if (step == RFN_LIST_NEXT) {
+        step = rfn_walk_read_entries(w, d, fd, searchable, nkids, &ndirs);
     }
-    closedir(dir);
+    if (step == RFN_LIST_FAIL || !rfn_walk_hold_fd(w, d, fd, ndirs)) {
+        close(fd);
+    }
     return step == RFN_LIST_FAIL ? -1 : 0;
 }
