@@ -312,7 +312,28 @@ exit:
     return result;
 }
 
+/* _set_list_workers(n) -> previous: listing workers of every walk from now
+ * on (-1 none: the walk fetches every directory itself; 0 the default). A
+ * test hook. */
+static PyObject *
+rfn_set_list_workers(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (n < -1 || n > RFN_MAX_LIST_WORKERS) {
+        PyErr_Format(PyExc_ValueError, "list workers must be -1..%d", RFN_MAX_LIST_WORKERS);
+        return NULL;
+    }
+    return PyLong_FromLong(rfn_walk_set_list_workers((int)n));
+}
+
 static PyMethodDef rfn_walk_methods[] = {
+    {"_set_list_workers", rfn_set_list_workers, METH_O,
+     "_set_list_workers(n, /)\n--\n\n"
+     "-> previous setting. Listing workers of later walks: -1 none, 0 default."},
     {"walk_files", rfn_walk_files, METH_VARARGS,
      "walk_files(root, spec, prefix, /)\n--\n\n"
      "-> (files, warnings)\n\n"

@@ -174,7 +174,6 @@ rfn_walk_new_node(rfn_walker *w)
     rfn_node *n = &w->nodes[w->nnodes];
     memset(n, 0, sizeof(*n));
     n->parent = n->next = n->first_child = n->last_child = RFN_NONE;
-    n->fd = -1;
     return (uint32_t)w->nnodes++;
 }
 
@@ -290,6 +289,8 @@ rfn_walk_cancel(rfn_source_feed *feed)
     pthread_mutex_lock(&w->lock);
     rfn_cancel_set(&w->cancel);
     pthread_cond_broadcast(&w->grew);
+    pthread_cond_broadcast(&w->work);
+    pthread_cond_broadcast(&w->listed);
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -398,12 +399,38 @@ rfn_walk_push(rfn_walker *w, uint32_t n)
     return 0;
 }
 
-/* Depth-first over an explicit stack. Unsorted mode pushes children in
- * listing order reversed, so the first listed is visited first. */
+/* List directory d (fetched here or by a worker) and push its kept children
+ * (sorted mode: all, in sorted order; else its directories, in listing
+ * order), the first to be visited on top. */
+static int
+rfn_walk_visit_dir(rfn_walker *w, uint32_t d)
+{
+    size_t nkids;
+    if (w->sorted) {
+        rfn_walk_publish_stale(w);
+    }
+    rfn_listing *l = rfn_walk_need(w, d);
+    if (l == NULL || rfn_walk_consume(w, d, l, &nkids) < 0) {
+        return -1;
+    }
+    if (w->sorted) {
+        rfn_sort_r(w->kids, nkids, sizeof(uint32_t), rfn_compare_siblings, w);
+    }
+    for (size_t i = nkids; i-- > 0;) {
+        uint32_t kid = w->kids[i];
+        if ((w->sorted || w->nodes[kid].is_dir) && rfn_walk_push(w, kid) < 0) {
+            return -1;
+        }
+    }
+    return rfn_walk_enqueue(w, w->kids, nkids);
+}
+
+/* Depth-first over an explicit stack, listing workers fetching ahead. */
 void
 rfn_walk_run(rfn_walker *w)
 {
-    if (rfn_walk_push(w, 0) < 0) {
+    uint32_t root = 0;
+    if (rfn_walk_push(w, root) < 0 || rfn_walk_enqueue(w, &root, 1) < 0) {
         return;
     }
     while (w->nstack > 0) {
@@ -411,27 +438,15 @@ rfn_walk_run(rfn_walker *w)
         if (!w->nodes[n].is_dir) {
             if (rfn_walk_emit(w, n) < 0) {
                 w->failure = RFN_WALK_NOMEM;
-                return;
+                break;
             }
             continue;
         }
-        size_t nkids;
-        if (w->sorted) {
-            rfn_walk_publish_stale(w);
-        }
-        if (rfn_walk_list(w, n, &nkids) < 0) {
-            return;
-        }
-        if (w->sorted) {
-            rfn_sort_r(w->kids, nkids, sizeof(uint32_t), rfn_compare_siblings, w);
-        }
-        for (size_t i = nkids; i-- > 0;) {
-            uint32_t kid = w->kids[i];
-            if ((w->sorted || w->nodes[kid].is_dir) && rfn_walk_push(w, kid) < 0) {
-                return;
-            }
+        if (rfn_walk_visit_dir(w, n) < 0) {
+            break;
         }
     }
+    rfn_walk_stop_workers(w);
 }
 
 void *
@@ -448,13 +463,19 @@ rfn_walk_thread(void *arg)
 void
 rfn_walk_dispose(rfn_walker *w)
 {
-    for (size_t i = 0; w->held_fds > 0 && i < w->nnodes; i++) {
-        if (w->nodes[i].fd >= 0) {
-            close(w->nodes[i].fd);
-            w->nodes[i].fd = -1;
-            w->held_fds--;
+    rfn_walk_stop_workers(w);
+    for (size_t i = 0; i < w->nnodes; i++) {
+        rfn_node *n = &w->nodes[i];
+        if (n->held != NULL && n->held->fd >= 0) {
+            close(n->held->fd);
+            n->held->fd = -1;
+        }
+        if (n->task != NULL) {
+            rfn_listing_clear(&n->task->out);
         }
     }
+    free(w->workers);
+    free(w->todo);
     rfn_dir_free(&w->dir);
     rfn_arena_free(&w->arena);
     free(w->nodes);
@@ -476,6 +497,12 @@ rfn_walk_dispose(rfn_walker *w)
     if (w->have_cond) {
         pthread_cond_destroy(&w->grew);
     }
+    if (w->have_work) {
+        pthread_cond_destroy(&w->work);
+    }
+    if (w->have_listed) {
+        pthread_cond_destroy(&w->listed);
+    }
     if (w->have_lock) {
         pthread_mutex_destroy(&w->lock);
     }
@@ -495,7 +522,9 @@ rfn_walk_new(const char *root, size_t root_len, const uint32_t *prefix, size_t p
     }
     w->have_lock = rfn_mutex_init(&w->lock) == 0;
     w->have_cond = w->have_lock && rfn_cond_init(&w->grew) == 0;
-    if (!w->have_cond) {
+    w->have_work = w->have_cond && rfn_cond_init(&w->work) == 0;
+    w->have_listed = w->have_work && rfn_cond_init(&w->listed) == 0;
+    if (!w->have_listed) {
         rfn_walk_dispose(w);
         return NULL;
     }

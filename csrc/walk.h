@@ -4,7 +4,17 @@
  *
  *   walk.c       the arena, the recorded tree, failures, the source feed, the
  *                walk loop, setup and teardown
- *   walk_list.c  listing one directory: open, type each entry, match, record
+ *   walk_list.c  one directory: fetch (the system calls: open, read the
+ *                entries, stat what d_type cannot answer) and consume (match,
+ *                type, record, in listing order)
+ *   walk_par.c   the listing workers: they fetch directories ahead of the
+ *                walk, in the order the walk will need them
+ *
+ * The walk thread (the "emitter") descends in its order (sorted for the
+ * fingerprint) and consumes one directory's fetched listing at a time, so
+ * answers, warnings and the first error are exactly a sequential walk's. A
+ * directory the walk reaches before any worker fetched it is fetched by the
+ * walk itself; it waits only for a directory a worker is fetching.
  */
 #ifndef RFN_WALK_H
 #define RFN_WALK_H
@@ -42,6 +52,56 @@ typedef struct {
 
 void *rfn_arena_alloc(rfn_arena *a, size_t n);
 
+/* ---- fetched listings ----------------------------------------------------- */
+
+/* A directory descriptor held open for its child directories to open
+ * relative to; closed when the last of them is opened. pending and the close
+ * are under the walker's lock. */
+typedef struct {
+    int fd;
+    uint32_t pending;
+} rfn_fdref;
+
+/* One directory's entries as the system calls gave them. Entries are packed
+ * records: rfn_entry_head then the NUL-terminated name, 4-byte aligned. */
+typedef struct {
+    int open_err;             /* errno of opening it (then nothing else is set) */
+    int stat_err;             /* errno of identifying it (fstat of ".") */
+    int read_err;             /* errno of reading its entries, after the entries read */
+    int fd;                   /* still open (child directories may open relative to it), or -1 */
+    int searchable;           /* "." could be stat()ed: d_type can be trusted */
+    dev_t dev;
+    ino_t ino;
+    unsigned char *buf;
+    size_t len, cap;
+    size_t ndirs;             /* entries that may be directories */
+} rfn_listing;
+
+typedef struct {
+    uint16_t name_len;
+    uint8_t d_type;
+    uint8_t stat_state;       /* 0: not stat()ed, 1: st_type holds S_IFMT bits, 2: stat_errno */
+    uint32_t st_type;
+    int32_t stat_errno;
+} rfn_entry_head;
+
+enum rfn_task_state {
+    RFN_TASK_NEW = 0,         /* enqueued, nobody fetches it yet */
+    RFN_TASK_MINE,            /* the walk fetches it itself (its next need) */
+    RFN_TASK_CLAIMED,         /* a worker fetches it */
+    RFN_TASK_DONE,            /* fetched by a worker, waiting for the walk */
+};
+
+/* A directory to fetch (arena: never moves). Workers read only this, never
+ * w->nodes (which the walk reallocates). */
+typedef struct {
+    const char *name;         /* relative to parent's descriptor */
+    rfn_fdref *parent;        /* NULL: open by path */
+    const char *path;         /* full path (set when parent is NULL) */
+    int state;                /* under w->lock */
+    rfn_listing out;
+} rfn_task;
+
 /* ---- the recorded tree ---------------------------------------------------- */
 
 typedef struct {
@@ -60,8 +120,8 @@ typedef struct {
     const unsigned char *bits;/* matcher bits its entries inherit (NULL at the base) */
     uint32_t match_len;       /* code points of its path relative to the base */
     uint32_t depth;
-    uint32_t pending_dirs;    /* while fd is held: child directories not opened yet */
-    int fd;                   /* held open so children open relative to it, or -1 */
+    rfn_fdref *held;          /* held open so children open relative to it, or NULL */
+    rfn_task *task;           /* its fetch, once enqueued */
     uint8_t rel_is_utf8;
     dev_t dev;
     ino_t ino;
@@ -98,8 +158,24 @@ typedef struct {
     size_t cap_chain, chain_top;    /* path prefixes scratch_cps, k <= chain_top */
     uint32_t *up;                   /* scratch: ancestors to re-enter */
     size_t cap_up;
-    size_t held_fds;
-    rfn_dir dir;                    /* the directory being listed */
+    size_t held_fds;                /* under lock */
+    rfn_dir dir;                    /* the walk's own fetches */
+
+    /* listing workers (walk_par.c); under lock */
+    pthread_cond_t work;            /* workers wait for tasks */
+    pthread_cond_t listed;          /* the walk waits for a worker's fetch */
+    int have_work, have_listed;
+    pthread_t *workers;
+    size_t nworkers;
+    int workers_started;
+    rfn_task **todo;                /* a stack: the top is needed first */
+    size_t ntodo, cap_todo;
+    size_t todo_new;                /* tasks in todo still NEW */
+    size_t ahead, ahead_fds;        /* fetched (or being fetched) by workers, not consumed */
+    size_t ahead_bytes;
+    size_t idle;                    /* workers waiting on work */
+    int waiting;                    /* the walk waits on listed */
+    int stop;                       /* workers: leave */
 
     rfn_warning *warnings;
     size_t nwarnings, cap_warnings;
@@ -172,9 +248,50 @@ int rfn_walk_set_key(rfn_walker *w, rfn_node *n, const uint32_t *cps, size_t ncp
 
 /* ---- walk_list.c: one directory ----------------------------------------- */
 
-/* Open directory d and record its kept entries (their node ids in
- * w->kids[0..*nkids)). Returns 0 (also when flash would warn and move on),
- * -1 on failure (w->failure set). */
-int rfn_walk_list(rfn_walker *w, uint32_t d, size_t *nkids);
+/* The system calls of listing task t (any thread; dir: that thread's reader;
+ * cancel: polled between reads). Opening relative to t->parent releases it
+ * (rfn_walk_release). Returns 0, or -1 out of memory. */
+int rfn_walk_fetch(rfn_walker *w, rfn_task *t, rfn_dir *dir);
+
+/* Drop what a fetched listing holds (its buffer, its descriptor). */
+void rfn_listing_clear(rfn_listing *l);
+
+/* Record directory d's kept entries from its fetched listing (their node ids
+ * in w->kids[0..*nkids)), and hold its descriptor for its child directories.
+ * Returns 0 (also when flash would warn and move on), -1 on failure
+ * (w->failure set). */
+int rfn_walk_consume(rfn_walker *w, uint32_t d, rfn_listing *l, size_t *nkids);
+
+/* One fewer child directory waits to open relative to ref: close it after
+ * the last. */
+void rfn_walk_release(rfn_walker *w, rfn_fdref *ref);
+
+/* ---- walk_par.c: the listing workers ------------------------------------- */
+
+/* Listing workers of a walk: 0 = default (one fewer than the CPUs, at most
+ * RFN_MAX_LIST_WORKERS; none on one CPU). Process-wide test hook. */
+#define RFN_MAX_LIST_WORKERS 3
+int rfn_walk_set_list_workers(int n);   /* returns the previous setting */
+
+/* Look-ahead bounds: fetched listings not yet consumed, those of them that
+ * hold a descriptor, and their bytes. */
+#define RFN_LIST_AHEAD 1024
+#define RFN_LIST_AHEAD_FDS 48
+#define RFN_LIST_AHEAD_BYTES (32u << 20)
+
+/* Stop and join the workers (started by rfn_walk_enqueue() once there is
+ * work for them; a walk without any fetches everything itself). */
+void rfn_walk_stop_workers(rfn_walker *w);
+
+/* Make the tasks of the directories among kids[0..n) (their parent just
+ * consumed; in need order: kids[0] first) and push them for the workers; the
+ * first is reserved for the walk itself. Returns 0, or -1 out of memory
+ * (w->failure set). */
+int rfn_walk_enqueue(rfn_walker *w, const uint32_t *kids, size_t n);
+
+/* Directory d's fetched listing: taken from a worker (waiting for one that
+ * is fetching it) or fetched here. NULL when cancelled or out of memory
+ * (w->failure set). */
+rfn_listing *rfn_walk_need(rfn_walker *w, uint32_t d);
 
 #endif /* RFN_WALK_H */

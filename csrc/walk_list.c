@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -74,34 +75,6 @@ rfn_walk_enter(rfn_walker *w, uint32_t d)
         w->chain_top = yn->depth;
     }
     return 0;
-}
-
-/* Open directory d for listing: relative to its parent when the parent is
- * held open (no path resolution from the root: a tree 10,000 deep opens in
- * linear time), else by its full path. */
-static int
-rfn_walk_open_dir(rfn_walker *w, uint32_t d)
-{
-    const int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
-    if (d != 0) {
-        rfn_node *p = &w->nodes[w->nodes[d].parent];
-        if (p->fd >= 0) {
-            int fd = openat(p->fd, w->nodes[d].name, flags);
-            int saved = errno;
-            if (--p->pending_dirs == 0) {
-                close(p->fd);
-                p->fd = -1;
-                w->held_fds--;
-            }
-            errno = saved;
-            return fd;
-        }
-    }
-    if (rfn_walk_dir_strings(w, d) < 0) {
-        errno = ENOMEM;
-        return -1;
-    }
-    return rfn_open_long(w->nodes[d].path, flags);
 }
 
 /* Code points of the entry's path relative to the base, in w->scratch_cps
@@ -217,42 +190,6 @@ rfn_walk_fail_entry(rfn_walker *w, uint32_t d, const char *name, size_t nlen, in
     return RFN_LIST_FAIL;
 }
 
-/* Open directory d into *fd. Returns RFN_LIST_NEXT (opened), RFN_LIST_STOP
- * (flash warns and moves on) or RFN_LIST_FAIL. */
-static int
-rfn_walk_open_listing(rfn_walker *w, uint32_t d, int *fd)
-{
-    *fd = rfn_walk_open_dir(w, d);
-    if (*fd >= 0) {
-        return RFN_LIST_NEXT;
-    }
-    int err = errno;
-    if (err == ENOMEM) {
-        w->failure = RFN_WALK_NOMEM;
-        return RFN_LIST_FAIL;
-    }
-    if (err == EACCES || err == EPERM) {
-        return rfn_walk_warn_dir(w, d, err);
-    }
-    return rfn_walk_fail_dir(w, d, err);
-}
-
-/* Record directory d's identity (for cycles) and whether it can be searched:
- * "." needs search permission, without which every stat() of an entry
- * fails. */
-static int
-rfn_walk_identify(rfn_walker *w, uint32_t d, int fd, int *searchable)
-{
-    struct stat self;
-    *searchable = fstatat(fd, ".", &self, 0) == 0;
-    if (!*searchable && fstat(fd, &self) != 0) {
-        return rfn_walk_fail_dir(w, d, errno);
-    }
-    w->nodes[d].dev = self.st_dev;
-    w->nodes[d].ino = self.st_ino;
-    return RFN_LIST_NEXT;
-}
-
 /* A directory reached through a symlink must not be one of its ancestors
  * (flash would follow the cycle until ELOOP and ship every copy). */
 static int
@@ -283,16 +220,13 @@ rfn_walk_is_dot(const char *name)
     return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
 }
 
-/* 1 when flash drops the entry before it stat()s it ("." and "..", or the
- * ignore spec matches its path), 0 to keep it, -1 out of memory. *ncps: its
- * match path's length in w->scratch_cps. */
+/* 1 when flash drops the entry before it stat()s it (the ignore spec
+ * matches its path; "." and ".." never reach here), 0 to keep it, -1 out of
+ * memory. *ncps: its match path's length in w->scratch_cps. */
 static int
 rfn_walk_should_skip_entry(rfn_walker *w, uint32_t d, const char *name, size_t nlen,
                            size_t *ncps)
 {
-    if (rfn_walk_is_dot(name)) {
-        return 1;
-    }
     if (rfn_walk_match_path(w, d, name, nlen, ncps) < 0) {
         return -1;
     }
@@ -304,28 +238,27 @@ rfn_walk_should_skip_entry(rfn_walker *w, uint32_t d, const char *name, size_t n
 
 /* What stat() says about a kept entry. d_type answers for regular files,
  * directories and special files when the directory is searchable (stat()
- * would succeed); symlinks and unknown types take the stat that follows
- * links. errno is left set for DENIED and ERROR. */
+ * would succeed); symlinks and unknown types took the stat that follows
+ * links when the listing was fetched. *err: the errno of DENIED and ERROR. */
 static enum rfn_entry_type
-rfn_walk_entry_type(int dirfd, const char *name, unsigned char d_type, int searchable,
-                    int *via_symlink)
+rfn_walk_entry_type(const rfn_entry_head *e, int searchable, int *via_symlink, int *err)
 {
     /* Without d_type we cannot tell a symlink: check those for cycles too. */
-    *via_symlink = d_type != DT_DIR;
+    *via_symlink = e->d_type != DT_DIR;
     if (searchable) {
-        switch (d_type) {
+        switch (e->d_type) {
         case DT_REG: return RFN_ENTRY_FILE;
         case DT_DIR: return RFN_ENTRY_DIR;
         case DT_LNK: case DT_UNKNOWN: break;
         default: return RFN_ENTRY_OTHER;  /* FIFO, socket, device */
         }
     }
-    struct stat st;
-    if (fstatat(dirfd, name, &st, 0) == 0) {
-        return S_ISREG(st.st_mode) ? RFN_ENTRY_FILE
-               : S_ISDIR(st.st_mode) ? RFN_ENTRY_DIR : RFN_ENTRY_OTHER;
+    if (e->stat_state == 1) {
+        return S_ISREG(e->st_type) ? RFN_ENTRY_FILE
+               : S_ISDIR(e->st_type) ? RFN_ENTRY_DIR : RFN_ENTRY_OTHER;
     }
-    switch (errno) {
+    *err = e->stat_errno;
+    switch (*err) {
     case ENOENT: case ENOTDIR: case EBADF: case ELOOP:
         return RFN_ENTRY_OTHER;  /* pathlib: "not a file, not a directory" */
     case EACCES: case EPERM:
@@ -335,13 +268,13 @@ rfn_walk_entry_type(int dirfd, const char *name, unsigned char d_type, int searc
     }
 }
 
-/* One listed entry of directory d (open as dirfd): skip it, record it (its
- * node id appended to w->kids), or end the directory. */
+/* One fetched entry of directory d: skip it, record it (its node id
+ * appended to w->kids), or end the directory. */
 static int
-rfn_walk_list_entry(rfn_walker *w, uint32_t d, int dirfd, const char *name,
-                    unsigned char d_type, int searchable, size_t *nkids, size_t *ndirs)
+rfn_walk_list_entry(rfn_walker *w, uint32_t d, const rfn_entry_head *e, const char *name,
+                    int searchable, size_t *nkids, size_t *ndirs)
 {
-    size_t nlen = strlen(name), ncps;
+    size_t nlen = e->name_len, ncps;
     int skip = rfn_walk_should_skip_entry(w, d, name, nlen, &ncps);
     if (skip != 0) {
         if (skip < 0) {
@@ -350,17 +283,16 @@ rfn_walk_list_entry(rfn_walker *w, uint32_t d, int dirfd, const char *name,
         }
         return RFN_LIST_NEXT;
     }
-    int via_symlink;
-    enum rfn_entry_type type = rfn_walk_entry_type(dirfd, name, d_type, searchable,
-                                                   &via_symlink);
+    int via_symlink, err = 0;
+    enum rfn_entry_type type = rfn_walk_entry_type(e, searchable, &via_symlink, &err);
     switch (type) {
     case RFN_ENTRY_OTHER:
         return RFN_LIST_NEXT;
     case RFN_ENTRY_DENIED:
         /* flash: PermissionError from is_file() ends this directory. */
-        return rfn_walk_warn_dir(w, d, errno);
+        return rfn_walk_warn_dir(w, d, err);
     case RFN_ENTRY_ERROR:
-        return rfn_walk_fail_entry(w, d, name, nlen, errno);
+        return rfn_walk_fail_entry(w, d, name, nlen, err);
     case RFN_ENTRY_FILE:
     case RFN_ENTRY_DIR:
         break;
@@ -375,76 +307,252 @@ rfn_walk_list_entry(rfn_walker *w, uint32_t d, int dirfd, const char *name,
     return RFN_LIST_NEXT;
 }
 
-/* Keep directory d's descriptor open for its child directories to open
- * relative to. Returns 1 when kept (the caller must not close it). */
-static int
-rfn_walk_hold_fd(rfn_walker *w, uint32_t d, int fd, size_t ndirs)
+/* ---- fetching: the system calls (any thread) --------------------------------- */
+
+void
+rfn_walk_release(rfn_walker *w, rfn_fdref *ref)
 {
-    if (ndirs == 0 || w->held_fds >= RFN_MAX_HELD_FDS) {
-        return 0;
+    pthread_mutex_lock(&w->lock);
+    if (--ref->pending == 0) {
+        close(ref->fd);
+        ref->fd = -1;
+        w->held_fds--;
     }
-    w->nodes[d].fd = fd;
-    w->nodes[d].pending_dirs = (uint32_t)ndirs;
-    w->held_fds++;
-    return 1;
+    pthread_mutex_unlock(&w->lock);
 }
 
-/* Read directory d's entries (open as fd). */
-static int
-rfn_walk_read_entries(rfn_walker *w, uint32_t d, int fd, int searchable, size_t *nkids,
-                      size_t *ndirs)
+void
+rfn_listing_clear(rfn_listing *l)
 {
-    if (rfn_dir_open(&w->dir, fd) < 0) {
-        return rfn_walk_fail_dir(w, d, errno);
+    free(l->buf);
+    l->buf = NULL;
+    l->len = l->cap = 0;
+    if (l->fd >= 0) {
+        close(l->fd);
+        l->fd = -1;
     }
-    int step = RFN_LIST_NEXT;
+}
+
+/* Open the task's directory: relative to its parent's descriptor while the
+ * parent holds one (no path resolution from the root: a tree 10,000 deep
+ * opens in linear time), else by its full path. */
+static int
+rfn_walk_open_task(rfn_walker *w, const rfn_task *t)
+{
+    const int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+    if (t->parent == NULL) {
+        return rfn_open_long(t->path, flags);
+    }
+    int fd = openat(t->parent->fd, t->name, flags);
+    int saved = errno;
+    rfn_walk_release(w, t->parent);
+    errno = saved;
+    return fd;
+}
+
+/* Append one entry; stat() it (following links) where d_type will not do. */
+static int
+rfn_listing_add(rfn_listing *l, int fd, const char *name, unsigned char d_type)
+{
+    size_t nlen = strlen(name);
+    size_t need = (sizeof(rfn_entry_head) + nlen + 1 + 3) & ~(size_t)3;
+    if (nlen > UINT16_MAX) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (l->cap - l->len < need) {
+        size_t cap = l->cap ? l->cap * 2 : 4096;
+        while (cap - l->len < need) {
+            cap *= 2;
+        }
+        unsigned char *buf = realloc(l->buf, cap);
+        if (buf == NULL) {
+            errno = ENOMEM;
+            return -1;
+        }
+        l->buf = buf;
+        l->cap = cap;
+    }
+    rfn_entry_head e = {.name_len = (uint16_t)nlen, .d_type = d_type};
+    if (!l->searchable || d_type == DT_LNK || d_type == DT_UNKNOWN) {
+        struct stat st;
+        if (fstatat(fd, name, &st, 0) == 0) {
+            e.stat_state = 1;
+            e.st_type = (uint32_t)(st.st_mode & S_IFMT);
+        }
+        else {
+            e.stat_state = 2;
+            e.stat_errno = errno;
+        }
+    }
+    l->ndirs += d_type == DT_DIR || (e.stat_state == 1 && S_ISDIR(e.st_type));
+    memcpy(l->buf + l->len, &e, sizeof(e));
+    memcpy(l->buf + l->len + sizeof(e), name, nlen + 1);
+    l->len += need;
+    return 0;
+}
+
+/* Read every entry but "." and "..". Returns 0, or -1 out of memory. */
+static int
+rfn_listing_read(rfn_walker *w, rfn_listing *l, int fd, rfn_dir *dir)
+{
+    if (rfn_dir_open(dir, fd) < 0) {
+        if (errno == ENOMEM) {
+            return -1;
+        }
+        l->read_err = errno;
+        return 0;
+    }
+    int rc = 0;
     for (;;) {
         if (rfn_cancelled(&w->cancel)) {
-            w->failure = RFN_WALK_CANCELLED;
-            step = RFN_LIST_FAIL;
+            l->read_err = ECANCELED;
             break;
         }
         const char *name;
         unsigned char type;
-        int got = rfn_dir_next(&w->dir, &name, &type);
+        int got = rfn_dir_next(dir, &name, &type);
         if (got <= 0) {
-            if (got < 0) {
-                step = rfn_walk_fail_dir(w, d, errno);
-            }
+            l->read_err = got < 0 ? errno : 0;
             break;
         }
-        step = rfn_walk_list_entry(w, d, fd, name, type, searchable, nkids, ndirs);
-        if (step != RFN_LIST_NEXT) {
+        if (!rfn_walk_is_dot(name) && rfn_listing_add(l, fd, name, type) < 0) {
+            if (errno == ENOMEM) {
+                rc = -1;
+                break;
+            }
+            l->read_err = errno;
             break;
         }
     }
-    rfn_dir_close(&w->dir);
-    return step;
+    rfn_dir_close(dir);
+    return rc;
 }
 
 int
-rfn_walk_list(rfn_walker *w, uint32_t d, size_t *nkids)
+rfn_walk_fetch(rfn_walker *w, rfn_task *t, rfn_dir *dir)
 {
-    *nkids = 0;
-    int fd, searchable;
-    if (rfn_walk_enter(w, d) < 0) {
-        w->failure = RFN_WALK_NOMEM;
-        return -1;
+    rfn_listing *l = &t->out;
+    memset(l, 0, sizeof(*l));
+    l->fd = -1;
+    int fd = rfn_walk_open_task(w, t);
+    if (fd < 0) {
+        l->open_err = errno;
+        return 0;
     }
-    int step = rfn_walk_open_listing(w, d, &fd);
-    if (step != RFN_LIST_NEXT) {
-        return step == RFN_LIST_STOP ? 0 : -1;
+    /* "." needs search permission: without it every stat() of an entry
+     * fails. */
+    struct stat self;
+    l->searchable = fstatat(fd, ".", &self, 0) == 0;
+    if (!l->searchable && fstat(fd, &self) != 0) {
+        l->stat_err = errno;
+        close(fd);
+        return 0;
     }
-    step = rfn_walk_identify(w, d, fd, &searchable);
-    if (step == RFN_LIST_NEXT) {
-        step = rfn_walk_check_symlink_loop(w, d);
+    l->dev = self.st_dev;
+    l->ino = self.st_ino;
+    int rc = rfn_listing_read(w, l, fd, dir);
+    if (rc == 0 && l->ndirs > 0) {
+        l->fd = fd;
     }
-    size_t ndirs = 0;
-    if (step == RFN_LIST_NEXT) {
-        step = rfn_walk_read_entries(w, d, fd, searchable, nkids, &ndirs);
-    }
-    if (step == RFN_LIST_FAIL || !rfn_walk_hold_fd(w, d, fd, ndirs)) {
+    else {
         close(fd);
     }
+    return rc;
+}
+
+/* ---- consuming: in the walk's order ------------------------------------------ */
+
+/* Keep directory d's descriptor for its ndirs child directories to open
+ * relative to, within RFN_MAX_HELD_FDS; else close it. */
+static void
+rfn_walk_hold(rfn_walker *w, uint32_t d, rfn_listing *l, size_t ndirs)
+{
+    int fd = l->fd;
+    l->fd = -1;
+    if (fd < 0) {
+        return;
+    }
+    rfn_fdref *ref = ndirs > 0 ? rfn_arena_alloc(&w->arena, sizeof(*ref)) : NULL;
+    int kept = 0;
+    if (ref != NULL) {
+        pthread_mutex_lock(&w->lock);
+        kept = w->held_fds < RFN_MAX_HELD_FDS;
+        w->held_fds += (size_t)kept;
+        pthread_mutex_unlock(&w->lock);
+    }
+    if (!kept) {
+        close(fd);
+        return;
+    }
+    ref->fd = fd;
+    ref->pending = (uint32_t)ndirs;
+    w->nodes[d].held = ref;
+}
+
+/* What the fetch of directory d says before its entries: go on, warn (flash's
+ * PermissionError listing it) or fail. */
+static int
+rfn_walk_check_listing(rfn_walker *w, uint32_t d, const rfn_listing *l)
+{
+    int err = l->open_err ? l->open_err : l->stat_err;
+    if (err == 0) {
+        w->nodes[d].dev = l->dev;
+        w->nodes[d].ino = l->ino;
+        return rfn_walk_check_symlink_loop(w, d);
+    }
+    if (err == ENOMEM) {
+        w->failure = RFN_WALK_NOMEM;
+        return RFN_LIST_FAIL;
+    }
+    if (l->open_err && (err == EACCES || err == EPERM)) {
+        return rfn_walk_warn_dir(w, d, err);
+    }
+    return rfn_walk_fail_dir(w, d, err);
+}
+
+/* The entries of l in listing order, then its read error. */
+static int
+rfn_walk_consume_entries(rfn_walker *w, uint32_t d, const rfn_listing *l, size_t *nkids,
+                         size_t *ndirs)
+{
+    for (size_t o = 0; o < l->len;) {
+        rfn_entry_head e;
+        memcpy(&e, l->buf + o, sizeof(e));
+        const char *name = (const char *)l->buf + o + sizeof(e);
+        int step = rfn_walk_list_entry(w, d, &e, name, l->searchable, nkids, ndirs);
+        if (step != RFN_LIST_NEXT) {
+            return step;
+        }
+        o += (sizeof(e) + e.name_len + 1 + 3) & ~(size_t)3;
+    }
+    if (l->read_err == ECANCELED && rfn_cancelled(&w->cancel)) {
+        w->failure = RFN_WALK_CANCELLED;
+        return RFN_LIST_FAIL;
+    }
+    return l->read_err != 0 ? rfn_walk_fail_dir(w, d, l->read_err) : RFN_LIST_NEXT;
+}
+
+int
+rfn_walk_consume(rfn_walker *w, uint32_t d, rfn_listing *l, size_t *nkids)
+{
+    *nkids = 0;
+    size_t ndirs = 0;
+    int step;
+    if (rfn_walk_enter(w, d) < 0) {
+        w->failure = RFN_WALK_NOMEM;
+        step = RFN_LIST_FAIL;
+    }
+    else {
+        step = rfn_walk_check_listing(w, d, l);
+    }
+    if (step == RFN_LIST_NEXT) {
+        step = rfn_walk_consume_entries(w, d, l, nkids, &ndirs);
+    }
+    if (step == RFN_LIST_FAIL) {
+        ndirs = 0;
+    }
+    rfn_walk_hold(w, d, l, ndirs);
+    rfn_listing_clear(l);
     return step == RFN_LIST_FAIL ? -1 : 0;
 }
