@@ -11,8 +11,8 @@
  *   ignore.c  gitwildmatch patterns compiled like pathspec, and IgnoreSpec
  *             (the matcher API: match.h, no Python.h)
  *   walk.c    the project walk (flash's get_file_tree) and the sorted walk feeding
- *             the fingerprint (core: no Python.h; walk.h, walk_list.c; bindings:
- *             py_walk.c)
+ *             the fingerprint (core: no Python.h; walk.h, walk_list.c, walk_par.c:
+ *             the listing workers; bindings: py_walk.c)
  *   diff.c    config comparison and reconciliation planning
  *   pgzip.c   segment entropy and CRC-32 combination for the parallel gzip writer
  *             (binding: py_pgzip.c)
