@@ -1,6 +1,6 @@
 """All benchmarks of runpod_flash_native against runpod-flash, in one command.
 
-    python benchmarks/run.py [--runs 7] [--cases T1,T2,T3,T4,T5,T6,T7,T8] [--e2e-runs 3]
+    python benchmarks/run.py [--runs 7] [--cases T1,T2,...,T12] [--e2e-runs 3]
                              [--data-dir benchmarks/data] [--output benchmarks/RESULTS.md]
 
 Cases (inputs generated deterministically under --data-dir, git-ignored, and
@@ -33,6 +33,13 @@ reused while their recipe is unchanged):
       directories of the same name, flash-native at 1, 2 and all threads;
       --e2e-runs rounds after a warm-up (each build is a process of its own:
       ~20 s); the two builds' source_fingerprint must be equal
+  T9  one file per directory: 15,000 directories (150 x 100) holding one
+      0.5-4 KiB file each, plus 2,000 files under an ignored .venv/
+  T10 one directory of 20,000 files of 0.5-4 KiB
+  T11 a copy of this environment's installed site-packages
+  T12 a chain 2,000 directories deep, one 0.5-2 KiB file per level (flash
+      recurses once per level: its recursion limit is raised for it)
+  T9-T12 also time get_file_tree alone, flash's vs ours ("tree" rows).
 
 Implementations, each in its own process (so peak RSS growth is its own):
 "flash" is the installed runpod-flash (get_file_tree(d,
@@ -80,8 +87,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SEED = 20240601
-CASES = ("T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8")
-FINGERPRINT_DATA = {"T1": "t1", "T2": "t2", "T3": "t3", "T5": "t1", "T6": "t6", "T7": "t7"}  # T6: archive input, T7: copy input
+CASES = ("T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9", "T10", "T11", "T12")
+FINGERPRINT_DATA = {"T1": "t1", "T2": "t2", "T3": "t3", "T5": "t1", "T6": "t6", "T7": "t7",
+                    "T9": "t9", "T10": "t10", "T11": "t11", "T12": "t12"}
+SHAPE_CASES = ("T9", "T10", "T11", "T12")  # tree shapes (issue 11): also get_file_tree alone  # T6: archive input, T7: copy input
 ARCHIVE_IMPLS = {"flash": None, "native-1": "1", "native-2": "2", "native": None}  # -> THREADS env
 MiB = 1 << 20
 ANALYSIS_MARKER = "<!-- analysis: hand-written, kept by run.py -->"
@@ -98,6 +107,8 @@ TARGETS = {  # the issue's targets; verdicts() checks them
     "T6": "≥ 4× faster than flash's create_tarball; archive ≤ 1.01× flash's size",
     "T7": "faster than flash's copy_project_files; identical copies",
     "T8": "flash-native build ≥ 2× faster than flash build end to end; same source_fingerprint",
+    **{c: "≤ 1.0× the plain loop's wall; ≥ 8× flash where the loop is; CPU ≤ 1.3× the loop's; "
+          "get_file_tree ≥ 5× flash's" for c in ("T9", "T10", "T11", "T12")},
 }
 
 
@@ -262,13 +273,79 @@ def copy_digest(dest: Path) -> str:
     return h.hexdigest()
 
 
-BUILDERS = {"t1": build_t1, "t2": build_t2, "t3": build_t3, "t6": build_t6, "t7": build_t7}
+T9_DIRS, T9_VENV = 15_000, 2000
+T10_FILES = 20_000
+T12_DEPTH = 2000
+
+
+def build_t9(root: Path) -> None:
+    spec = f"T9 seed={SEED} dirs={T9_DIRS} venv={T9_VENV}\n"
+    if _stamped(root, spec):
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    rng = random.Random(SEED)
+    for i in range(T9_DIRS):
+        d = root / f"p{i // 100:03}" / f"d{i % 100:02}"
+        d.mkdir(parents=True)
+        (d / f"m{i}.py").write_bytes(rng.randbytes(rng.randint(512, 4096)))
+    (root / ".gitignore").write_text(".venv/\n")
+    for i in range(T9_VENV):
+        d = root / ".venv" / "lib" / f"x{i // 20:03}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}.py").write_bytes(rng.randbytes(256))
+    _stamp(root, spec)
+
+
+def build_t10(root: Path) -> None:
+    spec = f"T10 seed={SEED} files={T10_FILES}\n"
+    if _stamped(root, spec):
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    rng = random.Random(SEED)
+    for i in range(T10_FILES):
+        (root / f"f{i:05}.py").write_bytes(rng.randbytes(rng.randint(512, 4096)))
+    _stamp(root, spec)
+
+
+def build_t11(root: Path) -> None:
+    site = _site_packages()
+    spec = f"T11 site={site}\n"
+    if _stamped(root, spec):
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(site, root, symlinks=True)
+    _stamp(root, spec)
+
+
+def build_t12(root: Path) -> None:
+    spec = f"T12 seed={SEED} depth={T12_DEPTH}\n"
+    if _stamped(root, spec):
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    rng = random.Random(SEED)
+    d = root
+    for _ in range(T12_DEPTH):
+        d = d / "d"
+        d.mkdir(parents=True)
+        (d / "f.py").write_bytes(rng.randbytes(rng.randint(512, 2048)))
+    _stamp(root, spec)
+
+
+BUILDERS = {"t9": build_t9, "t10": build_t10, "t11": build_t11, "t12": build_t12, "t1": build_t1, "t2": build_t2, "t3": build_t3, "t6": build_t6, "t7": build_t7}
 
 
 # ---- implementations (run inside a worker process) ----------------------------------------
 
 
 def fingerprint_impl(impl: str):
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 4 * T12_DEPTH))  # flash recurses per level
+    if impl == "flash_tree":
+        from runpod_flash.cli.utils.ignore import get_file_tree, load_ignore_patterns
+        return lambda d: get_file_tree(d, load_ignore_patterns(d))
+    if impl == "native_tree":
+        from runpod_flash_native.ignore import get_file_tree, load_ignore_patterns
+        return lambda d: get_file_tree(d, load_ignore_patterns(d))
     if impl == "flash":
         from runpod_flash.cli.commands.build import compute_source_fingerprint
         from runpod_flash.cli.utils.ignore import get_file_tree, load_ignore_patterns
@@ -369,6 +446,8 @@ def serve(case: str, impl: str, data_dir: Path, runs: int) -> None:
         root = data_dir / FINGERPRINT_DATA[case]
         inputs = [(root,)] * (runs + 1)
         check = lambda out, a: out  # noqa: E731
+        if impl.endswith("_tree"):
+            check = lambda out, a: hashlib.sha256("\0".join(map(str, out)).encode()).hexdigest()  # noqa: E731
     hwm_before = vm_hwm_bytes()
     outs = []
     print("ready", flush=True)
@@ -550,6 +629,7 @@ def flash_sorted_list(root: Path) -> tuple[list[tuple[str, str]], int]:
     byte count of the framed stream. Uses flash's own walk."""
     from runpod_flash.cli.utils.ignore import get_file_tree, load_ignore_patterns
 
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 4 * T12_DEPTH))
     files = get_file_tree(root, load_ignore_patterns(root))
     pairs = sorted((f.relative_to(root).as_posix(), str(f)) for f in files)
     total = sum(16 + len(rel.encode()) + os.stat(path).st_size for rel, path in pairs)
@@ -579,11 +659,17 @@ def run_fingerprint_case(case: str, data_dir: Path, tools: dict, runs: int) -> d
     listing.write_text("".join(f"{p}\t{r}\n" for p, r in pairs))
     load = os.getloadavg()[0]
     fresh = case == "T1"
-    res = interleave({"flash": PythonImpl(case, "flash", data_dir, runs, fresh),
-                      "native": PythonImpl(case, "native", data_dir, runs, fresh),
-                      "plain": PlainLoop(tools["plain_loop"], listing),
-                      "sha": ShaRef(tools["sha_ref"], nbytes)}, runs)
-    digests = {k: v["result"] for k, v in res.items() if "result" in v}
+    impls = {"flash": PythonImpl(case, "flash", data_dir, runs, fresh),
+             "native": PythonImpl(case, "native", data_dir, runs, fresh),
+             "plain": PlainLoop(tools["plain_loop"], listing),
+             "sha": ShaRef(tools["sha_ref"], nbytes)}
+    if case in SHAPE_CASES:
+        impls["flash_tree"] = PythonImpl(case, "flash_tree", data_dir, runs, False)
+        impls["native_tree"] = PythonImpl(case, "native_tree", data_dir, runs, False)
+    res = interleave(impls, runs)
+    if case in SHAPE_CASES and res["flash_tree"]["result"] != res["native_tree"]["result"]:
+        raise SystemExit(f"{case}: get_file_tree differs")
+    digests = {k: v["result"] for k, v in res.items() if "result" in v and not k.endswith("_tree")}
     if len(set(digests.values())) != 1:
         raise SystemExit(f"{case}: digests differ: {digests}")
     res.update(files=len(pairs), bytes=nbytes, load=load)
@@ -700,6 +786,10 @@ LABELS = {
     "T5": "T5 re-fingerprint T1 unchanged",
     "T6": "T6 create_tarball, ~200 MiB packages + 128 MiB weights",
     "T7": "T7 copy_project_files, 3,000 small files + 256 MiB",
+    "T9": "T9 15k directories, one small file each + ignored .venv",
+    "T10": "T10 one directory of 20k files",
+    "T11": "T11 copy of the installed site-packages",
+    "T12": "T12 a chain 2,000 directories deep",
 }
 
 
@@ -722,6 +812,15 @@ def verdicts(case: str, r: dict) -> str:
         return f"{'met' if f / n >= 10 else 'MISSED'} ({f / n:.1f}×)"
     if case == "T7":
         return f"{'met' if f / n > 1 else 'MISSED'} ({f / n:.2f}×); met (copies identical: SHA-256 checked)"
+    if case in SHAPE_CASES:
+        p = r["plain"]
+        ft, nt = r["flash_tree"]["median"], r["native_tree"]["median"]
+        ok1, ok2 = n <= p["median"], p["median"] * 8 > f or f / n >= 8
+        ok3, ok4 = r["native"]["cpu_median"] <= 1.3 * p["cpu_median"], ft / nt >= 5
+        return (f"{'met' if ok1 else 'MISSED'} ({n / p['median']:.2f}× the loop's wall); "
+                f"{'met' if ok2 else 'MISSED'} ({f / n:.1f}× flash; loop {f / p['median']:.1f}×); "
+                f"{'met' if ok3 else 'MISSED'} (CPU {r['native']['cpu_median'] / p['cpu_median']:.2f}× "
+                f"the loop's); {'met' if ok4 else 'MISSED'} (get_file_tree {ft / nt:.1f}× flash's)")
     if case == "T6":
         ratio = r["native"]["size"] / r["flash"]["size"]
         return (f"{'met' if f / n >= 4 else 'MISSED'} ({f / n:.2f}×); "
@@ -796,6 +895,15 @@ def report(args, results: dict, t_total: float, t_data: float, speed: str, load0
                  " ".join(f"{t * 1000:.0f}" for t in f["times"]) + " ms",
                  " ".join(f"{t * 1000:.0f}" for t in n["times"]) + " ms"]
         lines.append("| " + " | ".join(cells) + " |")
+    shapes = [c for c in SHAPE_CASES if c in results and "skipped" not in results[c]]
+    if shapes:
+        lines += ["", "get_file_tree alone (T9-T12): flash's vs ours, wall and CPU medians.", "",
+                  "| case | flash | ours | flash / ours | flash CPU | ours CPU |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for case in shapes:
+            ft, nt = results[case]["flash_tree"], results[case]["native_tree"]
+            lines.append(f"| {case} | {ms(ft['median'])} | {ms(nt['median'])} | "
+                         f"{ft['median'] / nt['median']:.2f}× | {ms(ft['cpu_median'])} | {ms(nt['cpu_median'])} |")
     if "T6" in results and "skipped" not in results["T6"]:
         r = results["T6"]
         lines += ["", "T6 by thread count (RUNPOD_FLASH_NATIVE_THREADS; all = "

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "os.h"
 #include "rfn_evp.h"      /* OpenSSL 3 EVP, with or without its headers */
@@ -19,6 +20,32 @@
 #define RFN_THREAD_THRESHOLD (1u << 20)      /* smaller streams: a thread costs more than it saves */
 #define RFN_MAX_READERS 4                    /* reader threads of the threaded mode, at most */
 #define RFN_READER_BLOCK 32                  /* consecutive sources one reader frames in turn */
+
+/* The order of sort keys (UTF-8 with surrogates passed through, which
+ * preserves Python's code-point order of str under memcmp), each followed by
+ * an optional tail byte (-1 for none: the walk's directories sort as their
+ * name + "/"). Neither key may contain its own tail byte. */
+static inline int
+rfn_compare_keys_tail(const char *a, size_t alen, int atail, const char *b, size_t blen,
+                      int btail)
+{
+    size_t n = alen < blen ? alen : blen;
+    int c = n > 0 ? memcmp(a, b, n) : 0;
+    if (c != 0) {
+        return c;
+    }
+    /* One key is a prefix of the other: compare the next byte. */
+    int ca = alen > n ? (unsigned char)a[n] : atail;
+    int cb = blen > n ? (unsigned char)b[n] : btail;
+    return (ca > cb) - (ca < cb);
+}
+
+/* Python's order of two relative paths given as sort keys. */
+static inline int
+rfn_compare_keys(const char *a, size_t alen, const char *b, size_t blen)
+{
+    return rfn_compare_keys_tail(a, alen, -1, b, blen, -1);
+}
 
 /* One file of the stream. open_path is the NUL-terminated filesystem path
  * handed to open(2); rel is the UTF-8 POSIX path relative to the project

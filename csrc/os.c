@@ -14,8 +14,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #if RFN_OS_LINUX
 #include <sched.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #endif
 #if defined(__FreeBSD__)
@@ -99,6 +102,108 @@ rfn_open_long(const char *path, int flags)
     }
     return -1;
 }
+
+/* ---- directory entries ------------------------------------------------------------ */
+
+#if RFN_OS_LINUX
+/* The kernel's record (glibc declares it only from 2.30, musl not at all). */
+struct rfn_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+int
+rfn_dir_open(rfn_dir *d, int fd)
+{
+    if (d->buf == NULL && (d->buf = malloc(RFN_DIR_BUF)) == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    d->fd = fd;
+    d->pos = d->len = 0;
+    return 0;
+}
+
+int
+rfn_dir_next(rfn_dir *d, const char **name, unsigned char *type)
+{
+    if (d->pos >= d->len) {
+        long got;
+        do {
+            got = syscall(SYS_getdents64, d->fd, d->buf, (size_t)RFN_DIR_BUF);
+        } while (got < 0 && errno == EINTR);
+        if (got <= 0) {
+            return got == 0 ? 0 : -1;
+        }
+        d->pos = 0;
+        d->len = (size_t)got;
+    }
+    const struct rfn_dirent64 *de = (const struct rfn_dirent64 *)(void *)(d->buf + d->pos);
+    d->pos += de->d_reclen;
+    *name = de->d_name;
+    *type = de->d_type;
+    return 1;
+}
+
+void
+rfn_dir_close(rfn_dir *d)
+{
+    d->pos = d->len = 0;
+}
+
+void
+rfn_dir_free(rfn_dir *d)
+{
+    free(d->buf);
+    d->buf = NULL;
+}
+#else
+int
+rfn_dir_open(rfn_dir *d, int fd)
+{
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (own < 0) {
+        return -1;
+    }
+    d->dir = fdopendir(own);
+    if (d->dir == NULL) {
+        rfn_close_keep_errno(own);
+        return -1;
+    }
+    return 0;
+}
+
+int
+rfn_dir_next(rfn_dir *d, const char **name, unsigned char *type)
+{
+    errno = 0;
+    struct dirent *de = readdir(d->dir);
+    if (de == NULL) {
+        return errno == 0 ? 0 : -1;
+    }
+    *name = de->d_name;
+    *type = de->d_type;
+    return 1;
+}
+
+void
+rfn_dir_close(rfn_dir *d)
+{
+    if (d->dir != NULL) {
+        closedir(d->dir);
+        d->dir = NULL;
+    }
+}
+
+void
+rfn_dir_free(rfn_dir *d)
+{
+    rfn_dir_close(d);
+}
+#endif
 
 /* ---- threads and waits --------------------------------------------------------- */
 

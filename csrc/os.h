@@ -46,6 +46,37 @@ rfn_poll(const rfn_poller *p)
  * there with ENAMETOOLONG; we do not). */
 int rfn_open_long(const char *path, int flags);
 
+/* Reading the entries of an open directory. Linux: getdents64(2) straight
+ * into a buffer (no fdopendir(): its fcntl calls and its own descriptor);
+ * elsewhere readdir() on a duplicate of the descriptor. The descriptor stays
+ * the caller's, open after rfn_dir_close(). */
+#define RFN_DIR_BUF 32768
+typedef struct {
+#if RFN_OS_LINUX
+    int fd;
+    size_t pos, len;
+    unsigned char *buf;             /* RFN_DIR_BUF bytes, malloc'd once */
+#else
+    void *dir;                      /* DIR * */
+#endif
+} rfn_dir;
+
+/* Set up d (zeroed before its first use) to read fd's entries. Returns 0 or
+ * -1 with errno set. */
+int rfn_dir_open(rfn_dir *d, int fd);
+
+/* The next entry ("." and ".." included): 1 with *name (NUL-terminated,
+ * valid until the next call) and *type (a DT_* value), 0 at the end, -1
+ * with errno set. *type: dirent's DT_* (DT_UNKNOWN where the file system
+ * does not say). */
+int rfn_dir_next(rfn_dir *d, const char **name, unsigned char *type);
+
+/* End a listing (rfn_dir_open() may reuse d). */
+void rfn_dir_close(rfn_dir *d);
+
+/* Free what d keeps between listings. */
+void rfn_dir_free(rfn_dir *d);
+
 /* pthread_create() for our helper threads (walk, readers): they start with
  * every asynchronous signal blocked, so that the kernel delivers Ctrl-C and
  * timers to a Python thread, whose handlers the calling thread runs while it

@@ -12,7 +12,9 @@
  *             gitwildmatch matcher (core: no Python.h; match.h): match_compile.c
  *             compiles patterns like pathspec, match.c matches; utf8.c/utf8.h
  *             is the one UTF-8 codec
- *   walk.c    the project walk (flash's get_file_tree) and fingerprint_project
+ *   walk.c    the project walk (flash's get_file_tree) and the sorted walk feeding
+ *             the fingerprint (core: no Python.h; walk.h, walk_list.c, walk_par.c:
+ *             the listing workers; bindings: py_walk.c)
  *   json_eq.c config comparison, fast path: JSON-text equality on the objects
  *   compare.c config comparison: flash's expression (deepcopy, json.dumps)
  *             with a C-stack guard for json's encoder; the entry points
@@ -131,9 +133,7 @@ PyObject *rfn_hexdigest(const unsigned char digest[RFN_SHA256_LEN]);
  * exception: type_error formats the TypeError from (type name, obj). */
 PyObject *rfn_fspath_str(PyObject *obj, const char *type_error);
 
-/* Python orders str by code point; UTF-8 (with surrogates passed through)
- * preserves that order under memcmp. */
-int rfn_compare_keys(const char *a, size_t alen, const char *b, size_t blen);
+/* rfn_compare_keys(): hash.h (the core shares it). */
 
 /* Raise the UnicodeEncodeError flash's rel.encode("utf-8") raises for a
  * relative path given as surrogatepass UTF-8. */

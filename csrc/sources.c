@@ -32,16 +32,6 @@ typedef struct {
     size_t nparts;
 } rfn_pathinfo;
 
-int
-rfn_compare_keys(const char *a, size_t alen, const char *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    if (c != 0) {
-        return c;
-    }
-    return (alen > blen) - (alen < blen);
-}
-
 /* Normalize a POSIX path the way PurePosixPath does, into out (capacity len+1).
  * Returns the normalized length; *root_len and *nparts describe it. */
 static size_t

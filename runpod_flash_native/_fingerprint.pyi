@@ -18,6 +18,7 @@ def compute_source_fingerprint(
 
 # Test hook: reader threads of the threaded hash (0 = default); returns the previous value.
 def _set_reader_threads(n: int, /) -> int: ...
+def _set_list_workers(n: int, /) -> int: ...
 
 # Sizes the C code works in, for tests to derive their inputs from.
 _CHUNK_SIZE: int          # bytes per read(2) / ring slot

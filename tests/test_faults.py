@@ -552,6 +552,53 @@ def test_signal_during_a_long_walk_stops_it_long_before_it_ends(deep_tmp, mode):
     assert len(os.listdir("/proc/self/fd")) == fds_before
 
 
+@pytest.mark.parametrize("workers", [1, 3])
+def test_signal_while_listing_workers_run_ahead_of_the_walk(deep_tmp, workers):
+    """Ctrl-C (here SIGALRM) while listing workers have fetched directories
+    the walk has not reached: the call ends long before the walk would have
+    (by contrast, as above), the workers are joined and every descriptor they
+    or their listings held is closed."""
+    import signal
+    import threading
+
+    from runpod_flash_native import _fingerprint
+
+    previous = _fingerprint._set_list_workers(workers)
+    try:
+        project, full_walk = long_walk_project(deep_tmp, with_big_file=True,
+                                               at_least=10 * (0.1 + 3 * 0.05))
+        # siblings after the chain ("d") in sorted order, each with
+        # subdirectories: fetched ahead while the walk is deep in the chain
+        for i in range(60):
+            for j in range(5):
+                (project / f"e{i:03}" / f"s{j}").mkdir(parents=True)
+                (project / f"e{i:03}" / f"s{j}" / "m.py").write_bytes(b"m")
+
+        class Alarm(Exception):
+            pass
+
+        def handler(signum, frame):
+            raise Alarm
+
+        threads_before = threading.active_count(), len(os.listdir("/proc/self/task"))
+        fds_before = len(os.listdir("/proc/self/fd"))
+        old = signal.signal(signal.SIGALRM, handler)
+        try:
+            t0 = time.monotonic()
+            signal.setitimer(signal.ITIMER_REAL, 0.1)
+            with pytest.raises(Alarm):
+                native.fingerprint_project(project)
+            elapsed = time.monotonic() - t0
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+    finally:
+        _fingerprint._set_list_workers(previous)
+    assert elapsed < full_walk / 4, (elapsed, full_walk)
+    assert (threading.active_count(), len(os.listdir("/proc/self/task"))) == threads_before
+    assert len(os.listdir("/proc/self/fd")) == fds_before
+
+
 def long_walk_project(root: Path, with_big_file: bool, at_least: float) -> tuple[Path, float]:
     """A project whose uninterrupted fingerprint_project takes at least
     `at_least` seconds on this machine (a fixed depth took 1.0 s on one

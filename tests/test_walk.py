@@ -367,3 +367,127 @@ def test_generated_trees_match_flash(tmp_path_factory, entries, lines):
     got = native_ignore.get_file_tree(root, native_spec[1])
     assert [str(p) for p in got] == [str(p) for p in expected]
     assert native.fingerprint_project(root) == flash_fingerprint(root, expected)
+
+
+# ---- listing workers (csrc/walk_par.c): the same answers with none, one, several ----
+
+from runpod_flash_native import _fingerprint  # noqa: E402 - the test hook
+
+WORKER_COUNTS = [-1, 1, 3]  # -1: the walk fetches every directory itself
+
+
+@pytest.fixture(params=WORKER_COUNTS, ids=lambda n: f"workers={n}")
+def list_workers(request):
+    previous = _fingerprint._set_list_workers(request.param)
+    try:
+        yield request.param
+    finally:
+        _fingerprint._set_list_workers(previous)
+
+
+def test_set_list_workers_checks_its_argument():
+    previous = _fingerprint._set_list_workers(2)
+    try:
+        assert _fingerprint._set_list_workers(1) == 2
+        for bad in (-2, 99):
+            with pytest.raises(ValueError):
+                _fingerprint._set_list_workers(bad)
+        with pytest.raises(TypeError):
+            _fingerprint._set_list_workers("1")
+    finally:
+        _fingerprint._set_list_workers(previous)
+
+
+def test_many_small_directories_match_flash(tmp_path, list_workers):
+    # one file per directory, two levels, plus an ignored .venv: workers list
+    # far ahead of the walk (well past its look-ahead bound's descriptors)
+    for i in range(600):
+        write(tmp_path / f"p{i // 40:02}" / f"d{i % 40:02}" / f"m{i}.py", b"%d" % i)
+    for i in range(50):
+        write(tmp_path / ".venv" / "lib" / f"x{i}" / "f.py")
+    write(tmp_path / "empty" / "sub" / "deeper" / ".keep")
+    (tmp_path / "bare").mkdir()
+    assert_same_as_flash(tmp_path)
+
+
+def test_wide_directory_matches_flash(tmp_path, list_workers):
+    for i in range(3000):
+        write(tmp_path / "wide" / f"f{i:05}_{'x' * (i % 50)}.py", b"%d" % i)
+    assert_same_as_flash(tmp_path)
+
+
+def test_deep_chain_matches_flash(tmp_path, list_workers):
+    d = tmp_path
+    for i in range(300):
+        d = d / f"d{i % 3}"
+        write(d / "f.py", b"%d" % i)
+    assert_same_as_flash(tmp_path)
+
+
+def test_earliest_error_in_sorted_order_wins_over_directories_listed_ahead(tmp_path, list_workers):
+    # Workers list z*/ long before the walk reaches them; the cycle the
+    # walk meets first (sorted order) is the one raised, in both modes.
+    for i in range(200):
+        write(tmp_path / f"b{i:03}" / "m.py")
+    write(tmp_path / "a" / "deep" / "m.py")
+    os.symlink("..", tmp_path / "a" / "deep" / "up")
+    write(tmp_path / "z" / "m.py")
+    os.symlink("..", tmp_path / "z" / "up")
+    with pytest.raises(native.SymlinkLoopError) as info:
+        native.fingerprint_project(tmp_path)
+    assert info.value.filename == str(tmp_path / "a" / "deep" / "up")
+    # get_file_tree walks in listing order: the first listed of the two wins
+    names = os.listdir(tmp_path)
+    first = "a/deep/up" if names.index("a") < names.index("z") else "z/up"
+    with pytest.raises(native.SymlinkLoopError) as info:
+        native_walk(tmp_path)
+    assert info.value.filename == str(tmp_path / first)
+
+
+def test_permission_warnings_in_directories_listed_ahead(tmp_path, unprivileged, list_workers):
+    for i in range(100):
+        write(tmp_path / f"d{i:03}" / "m.py")
+    locked = [tmp_path / "d010", tmp_path / "d050" / "inner", tmp_path / "d099"]
+    for d in locked:
+        write(d / "hidden.py")
+        os.chmod(d, 0o000)
+    try:
+        got, expected, fp = unprivileged(lambda: (
+            [str(p) for p in native_walk(tmp_path)],
+            [str(p) for p in flash_walk(tmp_path)],
+            native.fingerprint_project(tmp_path),
+        ))
+        expected_fp = unprivileged(lambda: flash_fingerprint(tmp_path, flash_walk(tmp_path)))
+    finally:
+        for d in locked:
+            os.chmod(d, 0o755)
+    assert got == expected
+    assert fp == expected_fp
+    assert not any("hidden" in p for p in got)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    entries=st.lists(tree_entry, max_size=40),
+    lines=st.one_of(st.none(), st.lists(gitignore_line(), max_size=6)),
+    workers=st.sampled_from(WORKER_COUNTS),
+)
+def test_generated_trees_match_flash_with_any_worker_count(tmp_path_factory, entries, lines, workers):
+    root = tmp_path_factory.mktemp("tree")
+    build_tree(root, entries, lines)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        flash_spec = outcome(flash_ignore.load_ignore_patterns, root, messages=False)
+    if flash_spec[0] == "err":
+        return
+    expected = outcome(flash_ignore.get_file_tree, root, flash_spec[1])
+    previous = _fingerprint._set_list_workers(workers)
+    try:
+        spec = native_ignore.load_ignore_patterns(root)
+        got = outcome(native_ignore.get_file_tree, root, spec)
+        fp = outcome(native.fingerprint_project, root)
+    finally:
+        _fingerprint._set_list_workers(previous)
+    assert got == expected
+    if expected[0] == "ok":
+        assert fp == ("ok", flash_fingerprint(root, flash_ignore.get_file_tree(root, flash_spec[1])))

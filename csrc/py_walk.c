@@ -1,0 +1,360 @@
+/* Bindings of the project walk (walk.c, walk_list.c): walk_files(),
+ * fingerprint_tree(), SymlinkLoopError. They parse the arguments, run the
+ * core without the GIL, build the Python lists and raise what it recorded. */
+#include "rfn.h"
+#include "walk.h"
+
+#include <errno.h>
+#include <string.h>
+
+static PyObject *
+rfn_fsdecode(const char *s, size_t len)
+{
+    return PyUnicode_DecodeFSDefaultAndSize(s, (Py_ssize_t)len);
+}
+
+/* The files in flash's order: depth first, each directory in listing order. */
+static PyObject *
+rfn_walk_file_list(rfn_walker *w)
+{
+    uint32_t cur, n;
+    if (rfn_walk_files_begin(w, &cur) < 0) {
+        return PyErr_NoMemory();
+    }
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return NULL;
+    }
+    while ((n = rfn_walk_next_file(w, &cur)) != RFN_NONE) {
+        uint32_t len;
+        const char *path = rfn_walk_file_path(w, n, &len);
+        PyObject *s = path ? rfn_fsdecode(path, len) : PyErr_NoMemory();
+        if (s == NULL || PyList_Append(list, s) < 0) {
+            Py_XDECREF(s);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(s);
+    }
+    return list;
+}
+
+static PyObject *
+rfn_walk_warning_list(const rfn_walker *w)
+{
+    PyObject *list = PyList_New((Py_ssize_t)w->nwarnings);
+    for (size_t i = 0; list != NULL && i < w->nwarnings; i++) {
+        PyObject *item = Py_BuildValue("(Ni)", rfn_fsdecode(w->warnings[i].path,
+                                                            strlen(w->warnings[i].path)),
+                                       w->warnings[i].err_no);
+        if (item == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    return list;
+}
+
+static void
+rfn_walk_raise(rfn_state *st, const rfn_walker *w)
+{
+    PyObject *path = w->fail_path ? rfn_fsdecode(w->fail_path, strlen(w->fail_path)) : NULL;
+    if (w->fail_path != NULL && path == NULL) {
+        return;
+    }
+    switch (w->failure) {
+    case RFN_WALK_OS:
+        errno = w->fail_errno;
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        break;
+    case RFN_WALK_LOOP: {
+        PyObject *target = w->fail_target ? rfn_fsdecode(w->fail_target, strlen(w->fail_target)) : NULL;
+        PyObject *msg = target ? PyUnicode_FromFormat(
+            "directory symlink leads back to its ancestor %R (flash would follow it until "
+            "the OS refuses and ship every copy)", target) : NULL;
+        if (msg != NULL) {
+            PyObject *exc = PyObject_CallFunction(st->SymlinkLoopError, "iOO", ELOOP, msg, path);
+            if (exc != NULL) {
+                PyErr_SetObject(st->SymlinkLoopError, exc);
+                Py_DECREF(exc);
+            }
+        }
+        Py_XDECREF(msg);
+        Py_XDECREF(target);
+        break;
+    }
+    case RFN_WALK_NOMEM:
+        PyErr_NoMemory();
+        break;
+    case RFN_WALK_CANCELLED:
+        if (!PyErr_Occurred()) {
+            PyErr_SetNone(PyExc_KeyboardInterrupt);
+        }
+        break;
+    case RFN_WALK_OK:
+        break;
+    }
+    Py_XDECREF(path);
+}
+
+/* Arguments shared by both entry points. */
+typedef struct {
+    PyObject *root_bytes;
+    uint32_t *prefix;
+    size_t prefix_len;
+    const rfn_matcher *matcher;
+} rfn_walk_args;
+
+static int
+rfn_walk_parse(PyObject *root, PyObject *spec, PyObject *prefix, rfn_walk_args *a)
+{
+    memset(a, 0, sizeof(*a));
+    if (!PyUnicode_Check(root) || !(prefix == Py_None || PyUnicode_Check(prefix))) {
+        PyErr_SetString(PyExc_TypeError, "root and prefix must be str");
+        return -1;
+    }
+    if (spec != Py_None && prefix != Py_None) {
+        a->matcher = rfn_ignorespec_matcher(spec);
+        if (a->matcher == NULL) {
+            return -1;
+        }
+    }
+    a->root_bytes = PyUnicode_EncodeFSDefault(root);
+    if (a->root_bytes == NULL) {
+        return -1;
+    }
+    if (prefix != Py_None) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(prefix);
+        a->prefix = PyMem_Malloc(((size_t)n + 1) * sizeof(uint32_t));
+        if (a->prefix == NULL) {
+            Py_CLEAR(a->root_bytes);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            a->prefix[i] = PyUnicode_READ_CHAR(prefix, i);
+        }
+        a->prefix_len = (size_t)n;
+    }
+    return 0;
+}
+
+static void
+rfn_walk_args_clear(rfn_walk_args *a)
+{
+    Py_CLEAR(a->root_bytes);
+    PyMem_Free(a->prefix);
+    a->prefix = NULL;
+}
+
+static rfn_walker *
+rfn_walk_from_args(const rfn_walk_args *a, int sorted)
+{
+    rfn_walker *w = rfn_walk_new(PyBytes_AS_STRING(a->root_bytes),
+                               (size_t)PyBytes_GET_SIZE(a->root_bytes), a->prefix,
+                               a->prefix_len, a->matcher, sorted);
+    if (w == NULL) {
+        PyErr_NoMemory();
+    }
+    return w;
+}
+
+/* What an entry point took: the walk (NULL if it was never made) and its
+ * arguments. */
+static void
+rfn_walk_finish(rfn_walker *w, rfn_walk_args *a)
+{
+    if (w != NULL) {
+        rfn_walk_dispose(w);
+    }
+    rfn_walk_args_clear(a);
+}
+
+/* walk_files(root, spec, prefix) -> (files, warnings)
+ * prefix: root's path relative to the base, or None when root is not under
+ * the base (flash then ignores nothing). */
+static PyObject *
+rfn_walk_files(PyObject *module, PyObject *args)
+{
+    PyObject *root, *spec, *prefix, *result = NULL, *files = NULL, *warnings = NULL;
+    if (!PyArg_ParseTuple(args, "UOO:walk_files", &root, &spec, &prefix)) {
+        return NULL;
+    }
+    rfn_walk_args a;
+    if (rfn_walk_parse(root, spec, prefix, &a) < 0) {
+        return NULL;
+    }
+    rfn_walker *w = rfn_walk_from_args(&a, 0);
+    if (w == NULL) {
+        goto exit;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rfn_walk_run(w);
+    Py_END_ALLOW_THREADS
+    warnings = rfn_walk_warning_list(w);
+    if (warnings == NULL) {
+        goto exit;
+    }
+    if (w->failure != RFN_WALK_OK) {
+        rfn_walk_raise(rfn_get_state(module), w);
+        goto exit;
+    }
+    files = rfn_walk_file_list(w);
+    if (files != NULL) {
+        result = PyTuple_Pack(2, files, warnings);
+    }
+exit:
+    Py_XDECREF(files);
+    Py_XDECREF(warnings);
+    rfn_walk_finish(w, &a);
+    return result;
+}
+
+/* Raise what flash's compute_source_fingerprint would raise for the source at
+ * sorted position `index`: its path is root joined with its rel. */
+static void
+rfn_walk_raise_source(rfn_state *st, rfn_walker *w, const rfn_failure *fail)
+{
+    const rfn_source *src = rfn_walk_source(w, fail->index);
+    PyObject *path = rfn_fsdecode(src->open_path, strlen(src->open_path));
+    if (path != NULL) {
+        rfn_raise_failure(st, fail, path);
+        Py_DECREF(path);
+    }
+}
+
+/* fingerprint_tree(root, spec, want_files) -> (files or None, hexdigest, warnings)
+ * root is walked as flash's get_file_tree(root, spec) and the files are
+ * fingerprinted relative to root. */
+static PyObject *
+rfn_fingerprint_tree(PyObject *module, PyObject *args)
+{
+    PyObject *root, *spec, *files = NULL, *warnings = NULL, *digest_str = NULL, *result = NULL;
+    int want_files;
+    if (!PyArg_ParseTuple(args, "UOp:fingerprint_tree", &root, &spec, &want_files)) {
+        return NULL;
+    }
+    rfn_state *st = rfn_get_state(module);
+    rfn_walk_args a;
+    PyObject *empty = PyUnicode_New(0, 0);
+    if (empty == NULL) {
+        return NULL;
+    }
+    int parsed = rfn_walk_parse(root, spec, empty, &a);
+    Py_DECREF(empty);
+    if (parsed < 0) {
+        return NULL;
+    }
+    rfn_walker *w = rfn_walk_from_args(&a, 1);
+    if (w == NULL) {
+        goto exit;
+    }
+    pthread_t walker;
+    int err;
+    unsigned char digest[RFN_SHA256_LEN];
+    rfn_failure fail = {0};
+    int rc = -1;
+    PyThreadState *ts = PyEval_SaveThread();
+    rfn_poller poll = rfn_signal_poller(&ts);
+    err = rfn_thread_start(&walker, rfn_walk_thread, w);
+    if (err == 0) {
+        rc = rfn_hash_feed(st, &w->feed, &poll, digest, &fail);
+        if (rc < 0 && fail.kind == RFN_FAIL_INTERRUPTED) {
+            w->feed.cancel(&w->feed);
+        }
+        /* Even after a read error, finish the walk: flash walks the whole
+         * tree before it hashes, so a walk error takes precedence. */
+        pthread_join(walker, NULL);
+    }
+    PyEval_RestoreThread(ts);
+    if (err != 0) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto exit;
+    }
+    warnings = rfn_walk_warning_list(w);
+    if (warnings == NULL) {
+        goto exit;
+    }
+    if (rc < 0 && fail.kind == RFN_FAIL_INTERRUPTED) {
+        rfn_raise_failure(st, &fail, NULL);
+        goto exit;
+    }
+    if (w->failure != RFN_WALK_OK) {
+        rfn_walk_raise(st, w);
+        goto exit;
+    }
+    if (rc < 0) {
+        rfn_walk_raise_source(st, w, &fail);
+        goto exit;
+    }
+    if (w->feed_stopped) {
+        rfn_raise_rel_encode_error(w->encode_fail_rel, w->encode_fail_rel_len);
+        goto exit;
+    }
+    digest_str = rfn_hexdigest(digest);
+    if (digest_str == NULL) {
+        goto exit;
+    }
+    if (want_files) {
+        files = rfn_walk_file_list(w);
+        if (files == NULL) {
+            goto exit;
+        }
+    }
+    result = PyTuple_Pack(3, files ? files : Py_None, digest_str, warnings);
+exit:
+    Py_XDECREF(files);
+    Py_XDECREF(digest_str);
+    Py_XDECREF(warnings);
+    rfn_walk_finish(w, &a);
+    return result;
+}
+
+/* _set_list_workers(n) -> previous: listing workers of every walk from now
+ * on (-1 none: the walk fetches every directory itself; 0 the default). A
+ * test hook. */
+static PyObject *
+rfn_set_list_workers(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (n < -1 || n > RFN_MAX_LIST_WORKERS) {
+        PyErr_Format(PyExc_ValueError, "list workers must be -1..%d", RFN_MAX_LIST_WORKERS);
+        return NULL;
+    }
+    return PyLong_FromLong(rfn_walk_set_list_workers((int)n));
+}
+
+static PyMethodDef rfn_walk_methods[] = {
+    {"_set_list_workers", rfn_set_list_workers, METH_O,
+     "_set_list_workers(n, /)\n--\n\n"
+     "-> previous setting. Listing workers of later walks: -1 none, 0 default."},
+    {"walk_files", rfn_walk_files, METH_VARARGS,
+     "walk_files(root, spec, prefix, /)\n--\n\n"
+     "-> (files, warnings)\n\n"
+     "flash's get_file_tree: files in listing order (depth first). prefix is root's\n"
+     "path relative to the base directory, or None to ignore nothing."},
+    {"fingerprint_tree", rfn_fingerprint_tree, METH_VARARGS,
+     "fingerprint_tree(root, spec, want_files, /)\n--\n\n"
+     "-> (files | None, hexdigest, warnings)\n\n"
+     "Walk root like get_file_tree and fingerprint the files relative to root,\n"
+     "overlapping the walk, the reads and SHA-256."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+rfn_walk_exec(PyObject *module)
+{
+    rfn_state *st = rfn_get_state(module);
+    if (rfn_add_exception(module, "SymlinkLoopError",
+                          "A directory symlink in the project leads back to one of its ancestors.",
+                          PyExc_OSError, &st->SymlinkLoopError) < 0) {
+        return -1;
+    }
+    return PyModule_AddFunctions(module, rfn_walk_methods);
+}
