@@ -258,9 +258,12 @@ def test_deploy_rule_is_the_installed_releases():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    from test_patch import PACKAGE_ROOT, _env
+    from test_patch import _env
 
-    return subprocess.run([sys.executable, "-m", "runpod_flash_native", *args], cwd=PACKAGE_ROOT, env=_env(),
+    # cwd "/": python -m puts the cwd first on sys.path, and an installed
+    # package's directory is a whole site-packages (step 1's, in CI's
+    # compatibility venvs) that would shadow the pinned runpod-flash.
+    return subprocess.run([sys.executable, "-m", "runpod_flash_native", *args], cwd="/", env=_env(),
                           capture_output=True, text=True, timeout=120)
 
 
