@@ -503,7 +503,8 @@ def test_keyboard_interrupt_during_a_multi_gib_hash(tmp_path, entry):
             assert out["elapsed"] < full_estimate / 4, (out, full_estimate)
             assert out["fds"][0] == out["fds"][1], out
             assert out["threads"][0] == out["threads"][1], out
-            assert out["rss_growth"] < 4 << 20, out
+            if not sanitized():  # ASan's quarantine and shadow memory make RSS meaningless
+                assert out["rss_growth"] < 4 << 20, out
     finally:
         import shutil
 
