@@ -476,6 +476,7 @@ rfn_walk_dispose(rfn_walker *w)
     }
     free(w->workers);
     free(w->todo);
+    free(w->groups);
     rfn_dir_free(&w->dir);
     rfn_arena_free(&w->arena);
     free(w->nodes);

@@ -102,6 +102,14 @@ typedef struct {
     rfn_listing out;
 } rfn_task;
 
+/* The tasks one rfn_walk_enqueue() pushed: todo[start..) up to the next
+ * group's start. The walk takes them from the top (need order), workers from
+ * lo upwards (needed last first), so the two meet instead of racing for the
+ * same next directory. */
+typedef struct {
+    size_t start, lo;
+} rfn_todo_group;
+
 /* ---- the recorded tree ---------------------------------------------------- */
 
 typedef struct {
@@ -171,6 +179,8 @@ typedef struct {
     rfn_task **todo;                /* a stack: the top is needed first */
     size_t ntodo, cap_todo;
     size_t todo_new;                /* tasks in todo still NEW */
+    rfn_todo_group *groups;         /* one per enqueue: a directory's children */
+    size_t ngroups, cap_groups;
     size_t ahead, ahead_fds;        /* fetched (or being fetched) by workers, not consumed */
     size_t ahead_bytes;
     size_t idle;                    /* workers waiting on work */
@@ -268,8 +278,9 @@ void rfn_walk_release(rfn_walker *w, rfn_fdref *ref);
 
 /* ---- walk_par.c: the listing workers ------------------------------------- */
 
-/* Listing workers of a walk: 0 = default (one fewer than the CPUs, at most
- * RFN_MAX_LIST_WORKERS; none on one CPU). Process-wide test hook. */
+/* Listing workers of a walk: 0 = default (one fewer than the CPUs; for the
+ * fingerprint's walk half the CPUs minus one; at most RFN_MAX_LIST_WORKERS),
+ * -1 = none. Process-wide test hook. */
 #define RFN_MAX_LIST_WORKERS 3
 int rfn_walk_set_list_workers(int n);   /* returns the previous setting */
 

@@ -6,7 +6,8 @@
  * directories of each directory it consumes in reverse need order, above the
  * tasks it will need only after their subtrees (ripgrep's walker keeps a
  * stack for the same reason). The first child is reserved for the walk
- * itself, which needs it next; a worker pops the topmost task nobody took.
+ * itself, which needs it next; a worker claims, in the newest group of
+ * children, the one needed last (rfn_walk_claim).
  * When the walk reaches a directory, it takes the worker's listing, waits for
  * a worker that is fetching it, or fetches it itself. Workers stop claiming
  * once RFN_LIST_AHEAD listings (or RFN_LIST_AHEAD_BYTES) wait to be consumed,
@@ -28,37 +29,52 @@ rfn_walk_set_list_workers(int n)
     return __atomic_exchange_n(&rfn_list_workers_setting, n, __ATOMIC_RELAXED);
 }
 
+/* The default: one fewer than the CPUs for a plain walk; for the
+ * fingerprint's walk, half the CPUs minus one, since its readers and the hash
+ * keep the other half busy (on 2 CPUs a listing worker there only takes the
+ * readers' core: T9 75 -> 86 ms). */
 static size_t
-rfn_walk_worker_count(void)
+rfn_walk_worker_count(const rfn_walker *w)
 {
     int n = __atomic_load_n(&rfn_list_workers_setting, __ATOMIC_RELAXED);
     if (n < 0) {
         return 0;
     }
     if (n == 0) {
-        n = rfn_cpu_count() - 1;
+        int cpus = rfn_cpu_count();
+        n = w->sorted ? cpus / 2 - 1 : cpus - 1;
+    }
+    if (n <= 0) {
+        return 0;
     }
     return (size_t)(n > RFN_MAX_LIST_WORKERS ? RFN_MAX_LIST_WORKERS : n);
 }
 
 /* ---- workers ------------------------------------------------------------------ */
 
-/* Pop the topmost task nobody took, within the look-ahead bounds (lock
- * held). */
+/* Claim a task nobody took, within the look-ahead bounds (lock held): in
+ * the newest group (the children of the directory the walk entered last),
+ * the one needed last. The walk takes a group's tasks from its top down,
+ * contiguously, so a group whose lowest unclaimed task is taken is done. A
+ * worker that took the walk's very next directory would make the walk wait
+ * for it, one directory after another. */
 static rfn_task *
 rfn_walk_claim(rfn_walker *w)
 {
     if (w->ahead >= RFN_LIST_AHEAD || w->ahead_bytes >= RFN_LIST_AHEAD_BYTES) {
         return NULL;
     }
-    while (w->ntodo > 0) {
-        rfn_task *t = w->todo[--w->ntodo];
-        if (t->state == RFN_TASK_NEW) {
+    while (w->ngroups > 0) {
+        rfn_todo_group *g = &w->groups[w->ngroups - 1];
+        if (g->lo < w->ntodo && w->todo[g->lo]->state == RFN_TASK_NEW) {
+            rfn_task *t = w->todo[g->lo++];
             t->state = RFN_TASK_CLAIMED;
             w->todo_new--;
             w->ahead++;
             return t;
         }
+        w->ntodo = g->start;
+        w->ngroups--;
     }
     return NULL;
 }
@@ -128,7 +144,7 @@ static void
 rfn_walk_start_workers(rfn_walker *w)
 {
     w->workers_started = 1;
-    size_t n = rfn_walk_worker_count();
+    size_t n = rfn_walk_worker_count(w);
     if (n == 0) {
         return;
     }
@@ -211,6 +227,12 @@ rfn_walk_enqueue(rfn_walker *w, const uint32_t *kids, size_t n)
     }
     pthread_mutex_lock(&w->lock);
     int grown = RFN_GROW(w, todo, cap_todo, w->ntodo + fresh);
+    if (grown == 0) {
+        grown = RFN_GROW(w, groups, cap_groups, w->ngroups + 1);
+    }
+    if (grown == 0) {
+        w->groups[w->ngroups++] = (rfn_todo_group){w->ntodo, w->ntodo};
+    }
     for (size_t i = n; grown == 0 && i-- > 0;) {
         rfn_task *t = w->nodes[kids[i]].task;
         if (w->nodes[kids[i]].is_dir && t->state == RFN_TASK_NEW) {
