@@ -7,9 +7,11 @@ flash's reference is ``get_file_tree(d, load_ignore_patterns(d))`` followed by
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import re
 import socket
+import sys
 import warnings
 from pathlib import Path
 
@@ -195,6 +197,35 @@ def test_relative_project_dir(tmp_path, monkeypatch):
         assert_same_as_flash(Path(form))
     monkeypatch.chdir(tmp_path / "app")
     assert_same_as_flash(Path("."))
+
+
+@pytest.fixture(params=["pathlib", "truediv"])
+def child_path(request, monkeypatch):
+    """get_file_tree makes each Path from its directory's: with pathlib's own
+    _make_child_relpath where this Python has it, else with ``/``; both ways."""
+    if request.param == "truediv":
+        monkeypatch.setattr(native_ignore, "_child_path", operator.truediv)
+    elif sys.version_info[:2] == (3, 11):
+        assert native_ignore._child_path is Path._make_child_relpath
+    return request.param
+
+
+def test_paths_equal_flash_paths_in_every_respect(tmp_path, monkeypatch, child_path):
+    write(tmp_path / "app" / "main.py")
+    write(tmp_path / "app" / "a" / "b" / "c" / "x.py")
+    write(tmp_path / "app" / "a" / "y.py")
+    write(tmp_path / "app" / "z" / "w.py")
+    write(tmp_path / "app" / os.fsdecode(b"sp ace\xe9.py"))
+    monkeypatch.chdir(tmp_path)
+    for root in [tmp_path / "app", Path("app"), Path("./app/"), Path("app") / "a"]:
+        expected = flash_walk(Path("app"), root)
+        got = native_walk(Path("app"), root)
+        assert got == expected
+        assert [(type(p), p.parts, str(p), p.name, str(p.parent)) for p in got] == [
+            (type(p), p.parts, str(p), p.name, str(p.parent)) for p in expected
+        ]
+    monkeypatch.chdir(tmp_path / "app")
+    assert native_walk(Path(".")) == flash_walk(Path("."))
 
 
 def test_missing_root_raises_file_not_found(tmp_path):
