@@ -231,10 +231,11 @@ rfn_produce_pseudo(rfn_sink *sink, int fd, const rfn_source *src, size_t index, 
 }
 
 static int
-rfn_open_source(const rfn_source *src, size_t index, struct stat *st, rfn_failure *fail)
+rfn_open_source(rfn_dircache *dirs, const rfn_source *src, size_t index, struct stat *st,
+                rfn_failure *fail)
 {
     /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-    int fd = rfn_open_long(src->open_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int fd = rfn_dircache_open(dirs, src->open_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         rfn_fail_os(fail, index, errno);
         return -1;
@@ -264,8 +265,8 @@ rfn_open_source(const rfn_source *src, size_t index, struct stat *st, rfn_failur
  * the stream past switch_at bytes and report RFN_PRODUCE_SWITCH with *next at
  * that file. */
 static int
-rfn_produce(rfn_sink *sink, rfn_source_feed *feed, size_t start, size_t count,
-            uint64_t switch_at, size_t *next, rfn_failure *fail)
+rfn_produce_with(rfn_sink *sink, rfn_dircache *dirs, rfn_source_feed *feed, size_t start, size_t count,
+                 uint64_t switch_at, size_t *next, rfn_failure *fail)
 {
     for (size_t i = start;; i++) {
         if (i - start == count) {
@@ -283,7 +284,7 @@ rfn_produce(rfn_sink *sink, rfn_source_feed *feed, size_t start, size_t count,
             return fail->kind == RFN_OK ? RFN_PRODUCE_DONE : RFN_PRODUCE_FAILED;
         }
         struct stat st;
-        int fd = rfn_open_source(src, i, &st, fail);
+        int fd = rfn_open_source(dirs, src, i, &st, fail);
         if (fd < 0) {
             return RFN_PRODUCE_FAILED;
         }
@@ -307,6 +308,18 @@ rfn_produce(rfn_sink *sink, rfn_source_feed *feed, size_t start, size_t count,
             return RFN_PRODUCE_FAILED;
         }
     }
+}
+
+/* One call's sources: a block of consecutive files, whose deep directories
+ * one cache serves (rfn_dircache). */
+static int
+rfn_produce(rfn_sink *sink, rfn_source_feed *feed, size_t start, size_t count,
+            uint64_t switch_at, size_t *next, rfn_failure *fail)
+{
+    rfn_dircache dirs = RFN_DIRCACHE_INIT;
+    int rc = rfn_produce_with(sink, &dirs, feed, start, count, switch_at, next, fail);
+    rfn_dircache_free(&dirs);
+    return rc;
 }
 
 /* ---- inline mode: produce and hash on the calling thread ------------------ */

@@ -103,6 +103,142 @@ rfn_open_long(const char *path, int flags)
     return -1;
 }
 
+/* ---- opening files of deep directories ----------------------------------------- */
+
+void
+rfn_dircache_free(rfn_dircache *c)
+{
+    for (size_t k = 0; k < c->n; k++) {
+        close(c->fd[k]);
+    }
+    free(c->dir);
+    *c = (rfn_dircache)RFN_DIRCACHE_INIT;
+}
+
+/* Whether directory path dir[0:len] has RFN_DIRCACHE_DEPTH components. */
+static int
+rfn_dircache_is_deep(const char *dir, size_t len)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < len && n < RFN_DIRCACHE_DEPTH; i++) {
+        n += dir[i] == '/';
+    }
+    return n >= RFN_DIRCACHE_DEPTH;
+}
+
+/* Close the levels from k up. */
+static void
+rfn_dircache_pop_to(rfn_dircache *c, size_t k)
+{
+    while (c->n > k) {
+        close(c->fd[--c->n]);
+    }
+}
+
+/* Push the directory dir[0:len] (c->dir already holds those bytes), open as
+ * fd; when full, the shallowest level goes. */
+static void
+rfn_dircache_push(rfn_dircache *c, size_t len, int fd)
+{
+    if (c->n == RFN_DIRCACHE_FDS) {
+        close(c->fd[0]);
+        memmove(c->len, c->len + 1, (RFN_DIRCACHE_FDS - 1) * sizeof(c->len[0]));
+        memmove(c->fd, c->fd + 1, (RFN_DIRCACHE_FDS - 1) * sizeof(c->fd[0]));
+        c->n--;
+    }
+    c->len[c->n] = len;
+    c->fd[c->n] = fd;
+    c->n++;
+}
+
+/* Make the top level directory dir[0:len]. Returns 0, or -1 (then the
+ * caller opens by full path; what is held stays consistent). */
+static int
+rfn_dircache_enter(rfn_dircache *c, const char *dir, size_t len)
+{
+    if (len + 1 > c->cap) {
+        char *bigger = realloc(c->dir, len + 1);
+        if (bigger == NULL) {
+            return -1;
+        }
+        c->dir = bigger;
+        c->cap = len + 1;
+    }
+    /* The deepest held level that is dir or one of its ancestors. */
+    size_t keep = c->n;
+    while (keep > 0) {
+        size_t l = c->len[keep - 1];
+        if (l <= len && (l == len || dir[l] == '/') && memcmp(c->dir, dir, l) == 0) {
+            break;
+        }
+        keep--;
+    }
+    rfn_dircache_pop_to(c, keep);
+    memcpy(c->dir, dir, len);
+    c->dir[len] = '\0';
+    size_t at = 0;
+    if (c->n == 0) {
+        /* A miss: open an ancestor by its full path and descend from it. */
+        at = len;
+        for (int up = 0; up < RFN_DIRCACHE_FDS / 2 && at > 0; up++) {
+            size_t cut = at;
+            while (cut > 0 && c->dir[cut - 1] != '/') {
+                cut--;
+            }
+            if (cut <= 1) {
+                break;  /* no parent left in the path, or it is "/" */
+            }
+            at = cut - 1;
+        }
+        c->dir[at] = '\0';
+        int fd = rfn_open_long(c->dir, RFN_DIR_STEP_FLAGS);
+        c->dir[at] = at == len ? '\0' : '/';
+        if (fd < 0) {
+            return -1;
+        }
+        rfn_dircache_push(c, at, fd);
+    }
+    else {
+        at = c->len[c->n - 1];
+    }
+    /* Descend a component at a time, holding each level. */
+    while (at < len) {
+        size_t from = at + 1;
+        char *slash = memchr(c->dir + from, '/', len - from);
+        size_t to = slash ? (size_t)(slash - c->dir) : len;
+        c->dir[to] = '\0';
+        int fd = openat(c->fd[c->n - 1], c->dir + from, RFN_DIR_STEP_FLAGS);
+        c->dir[to] = to == len ? '\0' : '/';
+        if (fd < 0) {
+            return -1;
+        }
+        rfn_dircache_push(c, to, fd);
+        at = to;
+    }
+    return 0;
+}
+
+int
+rfn_dircache_open(rfn_dircache *c, const char *path, int flags)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL || slash == path) {
+        return rfn_open_long(path, flags);
+    }
+    size_t len = (size_t)(slash - path);
+    int held = c->n > 0 && c->len[c->n - 1] == len && memcmp(c->dir, path, len) == 0;
+    if (!held && (!rfn_dircache_is_deep(path, len)
+                  || rfn_dircache_enter(c, path, len) < 0)) {
+        return rfn_open_long(path, flags);
+    }
+    /* Racy case: a held directory renamed since it was opened still resolves
+     * here; that is the tree changing under the fingerprint, as any rename
+     * during a walk is. Symlinks on the way resolved when each level was
+     * opened, as one open() of the full path resolves them. */
+    int fd = openat(c->fd[c->n - 1], slash + 1, flags);
+    return fd >= 0 ? fd : rfn_open_long(path, flags);
+}
+
 /* ---- directory entries ------------------------------------------------------------ */
 
 #if RFN_OS_LINUX

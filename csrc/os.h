@@ -46,6 +46,35 @@ rfn_poll(const rfn_poller *p)
  * there with ENAMETOOLONG; we do not). */
 int rfn_open_long(const char *path, int flags);
 
+/* Files of deep directories opened relative to their directory. The cache
+ * holds a chain of nested directories open (each a prefix of the deepest,
+ * at most RFN_DIRCACHE_FDS); a file in one of them, or below, opens with
+ * openat() from the nearest, descending a component at a time, so a
+ * 2,000-deep chain costs a few name lookups per file instead of 2,000 in
+ * either order (flash's sort puts "d/..." before "m.py": deepest first).
+ * On a miss it opens by full path the directory RFN_DIRCACHE_FDS / 2
+ * levels above and descends, so the next files, in its parents, are hits.
+ * Only for directories at least RFN_DIRCACHE_DEPTH components deep:
+ * shallower paths cost less to look up than descriptors to keep. */
+#define RFN_DIRCACHE_DEPTH 16
+#define RFN_DIRCACHE_FDS 16
+
+typedef struct {
+    char *dir;                      /* the deepest held directory's path (malloc'd) */
+    size_t cap;
+    size_t n;                       /* levels held */
+    size_t len[RFN_DIRCACHE_FDS];   /* level k is dir[0:len[k]], len increasing */
+    int fd[RFN_DIRCACHE_FDS];
+} rfn_dircache;
+
+#define RFN_DIRCACHE_INIT {0}
+void rfn_dircache_free(rfn_dircache *c);
+
+/* open(path, flags) as rfn_open_long() would, through c. Any failure of the
+ * relative route falls back to rfn_open_long(path), so the errno is the one
+ * opening the full path gives. */
+int rfn_dircache_open(rfn_dircache *c, const char *path, int flags);
+
 /* Reading the entries of an open directory. Linux: getdents64(2) straight
  * into a buffer (no fdopendir(): its fcntl calls and its own descriptor);
  * elsewhere readdir() on a duplicate of the descriptor. The descriptor stays

@@ -140,6 +140,7 @@ rfn_hash_exec(PyObject *module)
         || PyModule_AddIntConstant(module, "_READER_BLOCK", RFN_READER_BLOCK) < 0
         || PyModule_AddIntConstant(module, "_MAX_READERS", RFN_MAX_READERS) < 0
         || PyModule_AddIntConstant(module, "_WAIT_POLL_NS", RFN_WAIT_POLL_NS) < 0
+        || PyModule_AddIntConstant(module, "_DIRCACHE_DEPTH", RFN_DIRCACHE_DEPTH) < 0
         || PyModule_AddIntConstant(module, "_PORTABLE_BUILD", !RFN_OS_LINUX) < 0) {
         return -1;
     }

@@ -199,12 +199,24 @@ rfn_walk_dir_strings(rfn_walker *w, uint32_t d)
     if (w->nodes[d].path != NULL) {
         return 0;
     }
-    size_t plen = 0, rlen = 0;
+    size_t plen = 0, rlen = 0, steps = 0;
     uint32_t a = d;
     while (w->nodes[a].path == NULL) {
         plen += w->nodes[a].name_len + 1;
         rlen += w->nodes[a].key_len + 1;
         a = w->nodes[a].parent;
+        steps++;
+    }
+    if (steps > 32) {
+        /* Directories opened relative to their parents have no strings; a
+         * deep one's files come first in sorted order ("d/" < "m.py"), then
+         * its parent's, and so on up: give the ancestor halfway its strings
+         * too, or each call would walk the whole chain again. */
+        uint32_t mid = d;
+        for (size_t i = 0; i < steps / 2; i++) {
+            mid = w->nodes[mid].parent;
+        }
+        return rfn_walk_dir_strings(w, mid) < 0 ? -1 : rfn_walk_dir_strings(w, d);
     }
     const rfn_node *an = &w->nodes[a];
     size_t pbase = an->path_len == 1 && an->path[0] == '.' ? 0 : an->path_len;

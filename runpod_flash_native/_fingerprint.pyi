@@ -26,6 +26,7 @@ _THREAD_THRESHOLD: int    # streams below this many bytes are hashed inline
 _READER_BLOCK: int        # consecutive files a reader frames in turn
 _MAX_READERS: int         # reader threads at most
 _WAIT_POLL_NS: int        # signal handlers run at least this often while waiting
+_DIRCACHE_DEPTH: int      # files of directories this deep open relative to a held directory
 _PORTABLE_BUILD: int      # 1: the POSIX fallbacks of csrc/os.c are compiled in
 
 # ---- gitwildmatch patterns (csrc/ignore.c) ---------------------------------

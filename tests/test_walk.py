@@ -455,6 +455,74 @@ def test_deep_chain_matches_flash(tmp_path, list_workers):
     assert_same_as_flash(tmp_path)
 
 
+# ---- deep directories: the readers open files relative to held directories
+# (csrc/os.c rfn_dircache, from _fingerprint._DIRCACHE_DEPTH components on)
+
+
+def deep_branching_tree(root: Path, depth: int) -> Path:
+    """A chain `depth` levels below root with, at every level, files sorting
+    before ("a.py") and after ("z.py") the next level "d", a sibling branch
+    "c", "c/e", and the same file name "m.py" at every level with different content:
+    a file opened in the wrong directory changes the digest."""
+    d = root
+    for i in range(depth):
+        write(d / "a.py", b"a%d" % i)
+        write(d / "m.py", b"m%d" % i)
+        write(d / "z.py", b"z%d" % i)
+        if i % 5 == 0:
+            write(d / "c" / "e" / "m.py", b"ce%d" % i)
+            write(d / "c" / "a.py", b"ca%d" % i)
+            write(d / "c" / "m.py", b"c%d" % i)  # then d/a.py: a sibling of the same length
+        d = d / "d"
+    write(d / "m.py", b"bottom")
+    return d
+
+
+@pytest.mark.parametrize("big_head", [False, True], ids=["inline", "threaded"])
+def test_deep_directories_match_flash(deep_tmp, readers, big_head):
+    depth = 3 * _fingerprint._DIRCACHE_DEPTH
+    deep_branching_tree(deep_tmp, depth)
+    if big_head:  # past the inline threshold: the rest goes to the readers, in blocks
+        write(deep_tmp / "0.bin", b"h" * (3 << 19))
+    assert_same_as_flash(deep_tmp)
+
+
+def test_deep_directories_through_symlinks_match_flash(deep_tmp):
+    # a symlink in the middle of a deep path resolves as one open() of the
+    # full path would; the held levels below it are the link's target's
+    real = deep_tmp / "real"
+    bottom = deep_branching_tree(real, _fingerprint._DIRCACHE_DEPTH + 4)
+    other = deep_tmp / "other"
+    deep_branching_tree(other, 6)
+    os.symlink(other, bottom / "link")
+    os.symlink(real / "d" / "d" / "d", deep_tmp / "short")
+    assert_same_as_flash(deep_tmp)
+
+
+def test_deep_file_errors_are_flash_errors(deep_tmp, unprivileged):
+    os.chmod(deep_tmp, 0o755)  # mkdtemp's 0700 would stop the unprivileged child at the root
+    bottom = deep_branching_tree(deep_tmp, _fingerprint._DIRCACHE_DEPTH + 8)
+    locked = bottom.parent.parent / "m.py"
+    os.chmod(locked, 0)
+    try:
+        def both():
+            files = flash_walk(deep_tmp)
+            try:
+                flash_fingerprint(deep_tmp, files)
+            except OSError as e:
+                expected = (type(e), e.errno, e.filename)
+            try:
+                native.fingerprint_project(deep_tmp)
+            except OSError as e:
+                return expected, (type(e), e.errno, e.filename)
+            return expected, None
+        expected, got = unprivileged(both)
+    finally:
+        os.chmod(locked, 0o644)
+    assert expected[0] is PermissionError and expected[2] == str(locked)
+    assert got == expected
+
+
 def test_earliest_error_in_sorted_order_wins_over_directories_listed_ahead(tmp_path, list_workers):
     # Workers list z*/ long before the walk reaches them; the cycle the
     # walk meets first (sorted order) is the one raised, in both modes.
