@@ -269,6 +269,14 @@ rfn_walk_feed_get(rfn_source_feed *feed, size_t i)
 {
     rfn_walker *w = feed->ctx;
     const rfn_source *src = NULL;
+    /* Published already: no lock (three readers taking it for every file
+     * made ~5 futex calls a file on a walk-bound tree). The walk stores
+     * nsources after the blocks array that holds it (release), and retires
+     * rather than frees an array it replaces. */
+    if (i < __atomic_load_n(&w->nsources, __ATOMIC_ACQUIRE)) {
+        rfn_source **blocks = __atomic_load_n(&w->blocks, __ATOMIC_ACQUIRE);
+        return &blocks[i / RFN_SOURCE_BLOCK][i % RFN_SOURCE_BLOCK];
+    }
     pthread_mutex_lock(&w->lock);
     while (i >= w->nsources && !w->feed_closed && !w->cancel) {
         if (feed->poll == NULL) {
@@ -311,7 +319,7 @@ static void
 rfn_walk_publish(rfn_walker *w, int close)
 {
     pthread_mutex_lock(&w->lock);
-    w->nsources = w->nwritten;
+    __atomic_store_n(&w->nsources, w->nwritten, __ATOMIC_RELEASE);
     w->feed_closed |= close;
     pthread_cond_broadcast(&w->grew);
     pthread_mutex_unlock(&w->lock);
@@ -332,6 +340,30 @@ rfn_walk_publish_stale(rfn_walker *w)
     if (w->nwritten > w->nsources && rfn_now_ns() - w->published_at >= RFN_PUBLISH_NS) {
         rfn_walk_publish(w, 0);
     }
+}
+
+/* Double the blocks array: readers index it without the lock, so the old one
+ * is kept (until rfn_walk_dispose) for a reader that loaded it just before. */
+static int
+rfn_walk_grow_blocks(rfn_walker *w)
+{
+    size_t cap = w->cap_blocks ? w->cap_blocks * 2 : 16;
+    if (w->nretired == sizeof(w->retired) / sizeof(w->retired[0])) {
+        return -1;
+    }
+    rfn_source **bigger = malloc(cap * sizeof(*bigger));
+    if (bigger == NULL) {
+        return -1;
+    }
+    if (w->nblocks > 0) {
+        memcpy(bigger, w->blocks, w->nblocks * sizeof(*bigger));
+    }
+    if (w->blocks != NULL) {
+        w->retired[w->nretired++] = w->blocks;
+    }
+    __atomic_store_n(&w->blocks, bigger, __ATOMIC_RELEASE);
+    w->cap_blocks = cap;
+    return 0;
 }
 
 /* Write file node n as the next source, in sorted order; publish a batch. */
@@ -368,17 +400,11 @@ rfn_walk_emit(rfn_walker *w, uint32_t n)
         if (block == NULL) {
             return -1;
         }
-        /* The reader indexes blocks under the lock: grow it under the lock. */
-        pthread_mutex_lock(&w->lock);
-        int grown = RFN_GROW(w, blocks, cap_blocks, b + 1);
-        if (grown == 0) {
-            w->blocks[w->nblocks++] = block;
-        }
-        pthread_mutex_unlock(&w->lock);
-        if (grown < 0) {
+        if (b == w->cap_blocks && rfn_walk_grow_blocks(w) < 0) {
             free(block);
             return -1;
         }
+        w->blocks[w->nblocks++] = block;  /* readers see it once nsources covers it */
     }
     w->blocks[b][i % RFN_SOURCE_BLOCK] = src;
     w->nwritten = i + 1;
@@ -507,6 +533,9 @@ rfn_walk_dispose(rfn_walker *w)
         free(w->blocks[b]);
     }
     free(w->blocks);
+    for (size_t k = 0; k < w->nretired; k++) {
+        free(w->retired[k]);
+    }
     if (w->have_cond) {
         pthread_cond_destroy(&w->grew);
     }

@@ -198,9 +198,11 @@ typedef struct {
     /* the source feed (sorted mode), shared with the reader threads */
     pthread_mutex_t lock;
     pthread_cond_t grew;
-    rfn_source **blocks;            /* grown under lock; blocks themselves never move */
+    rfn_source **blocks;            /* replaced (atomically) when it grows; blocks never move */
     size_t nblocks, cap_blocks;
-    size_t nsources;                /* published */
+    rfn_source **retired[64];       /* earlier blocks arrays: a reader may still hold one */
+    size_t nretired;
+    size_t nsources;                /* published (stored under lock, read atomically) */
     size_t nwritten;                /* written into blocks (walk thread only) */
     int64_t published_at;           /* rfn_now_ns() of the last publication */
     int feed_closed;                /* no more sources will come */
