@@ -13,32 +13,6 @@ rfn_fsdecode(const char *s, size_t len)
     return PyUnicode_DecodeFSDefaultAndSize(s, (Py_ssize_t)len);
 }
 
-/* The files in flash's order: depth first, each directory in listing order. */
-static PyObject *
-rfn_walk_file_list(rfn_walker *w)
-{
-    uint32_t cur, n;
-    if (rfn_walk_files_begin(w, &cur) < 0) {
-        return PyErr_NoMemory();
-    }
-    PyObject *list = PyList_New(0);
-    if (list == NULL) {
-        return NULL;
-    }
-    while ((n = rfn_walk_next_file(w, &cur)) != RFN_NONE) {
-        uint32_t len;
-        const char *path = rfn_walk_file_path(w, n, &len);
-        PyObject *s = path ? rfn_fsdecode(path, len) : PyErr_NoMemory();
-        if (s == NULL || PyList_Append(list, s) < 0) {
-            Py_XDECREF(s);
-            Py_DECREF(list);
-            return NULL;
-        }
-        Py_DECREF(s);
-    }
-    return list;
-}
-
 /* Give directory d (and its ancestors without one) a slot in dirs, where
  * slot k >= 1 is dirs[k - 1] = (parent's slot, name) and the root is slot 0.
  * Returns d's slot, or -1 with an exception set. */
@@ -301,7 +275,7 @@ rfn_walk_raise_source(rfn_state *st, rfn_walker *w, const rfn_failure *fail)
     }
 }
 
-/* fingerprint_tree(root, spec, want_files) -> (files or None, hexdigest, warnings)
+/* fingerprint_tree(root, spec, want_files) -> ((dirs, runs) or None, hexdigest, warnings)
  * root is walked as flash's get_file_tree(root, spec) and the files are
  * fingerprinted relative to root. */
 static PyObject *
@@ -375,7 +349,7 @@ rfn_fingerprint_tree(PyObject *module, PyObject *args)
         goto exit;
     }
     if (want_files) {
-        files = rfn_walk_file_list(w);
+        files = rfn_walk_file_runs(w);
         if (files == NULL) {
             goto exit;
         }
@@ -420,8 +394,9 @@ static PyMethodDef rfn_walk_methods[] = {
      "relative to the base directory, or None to ignore nothing."},
     {"fingerprint_tree", rfn_fingerprint_tree, METH_VARARGS,
      "fingerprint_tree(root, spec, want_files, /)\n--\n\n"
-     "-> (files | None, hexdigest, warnings)\n\n"
-     "Walk root like get_file_tree and fingerprint the files relative to root,\n"
+     "-> ((dirs, runs) | None, hexdigest, warnings)\n\n"
+     "Walk root like get_file_tree (files as walk_files gives them) and\n"
+     "fingerprint the files relative to root,\n"
      "overlapping the walk, the reads and SHA-256."},
     {NULL, NULL, 0, NULL},
 };

@@ -649,16 +649,6 @@ rfn_walk_next_file(rfn_walker *w, uint32_t *cur)
     }
 }
 
-const char *
-rfn_walk_file_path(rfn_walker *w, uint32_t n, uint32_t *len)
-{
-    if (rfn_walk_dir_strings(w, w->nodes[n].parent) < 0) {
-        return NULL;
-    }
-    const rfn_node *file = &w->nodes[n], *dir = &w->nodes[file->parent];
-    return rfn_walk_join(w, dir->path, dir->path_len, file->name, file->name_len, 1, len);
-}
-
 const rfn_source *
 rfn_walk_source(const rfn_walker *w, size_t i)
 {

@@ -240,9 +240,6 @@ void *rfn_walk_thread(void *arg);
 int rfn_walk_files_begin(rfn_walker *w, uint32_t *cur);
 uint32_t rfn_walk_next_file(rfn_walker *w, uint32_t *cur);
 
-/* File node n's path as flash prints it, in the arena; NULL out of memory. */
-const char *rfn_walk_file_path(rfn_walker *w, uint32_t n, uint32_t *len);
-
 /* The published source at sorted position i (i < w->nsources). */
 const rfn_source *rfn_walk_source(const rfn_walker *w, size_t i);
 

@@ -57,12 +57,17 @@ def _match_walk(spec: IgnoreSpec, prefix: str, parts: list[bytes], /) -> list[bo
 
 class SymlinkLoopError(OSError): ...
 
+# The walk's files: dirs[k - 1] = (parent slot, name) is slot k (slot 0: root);
+# runs = (slot, names in that directory), in flash's order.
+_WalkDirs = list[tuple[int, str]]
+_WalkRuns = list[tuple[int, list[str]]]
+
 def walk_files(
     root: str, spec: IgnoreSpec | None, prefix: str | None, /
-) -> tuple[list[tuple[int, str]], list[tuple[int, list[str]]], list[tuple[str, int]]]: ...
+) -> tuple[_WalkDirs, _WalkRuns, list[tuple[str, int]]]: ...
 def fingerprint_tree(
     root: str, spec: IgnoreSpec | None, want_files: bool, /
-) -> tuple[list[str] | None, str, list[tuple[str, int]]]: ...
+) -> tuple[tuple[_WalkDirs, _WalkRuns] | None, str, list[tuple[str, int]]]: ...
 
 # ---- deploy diff (csrc/json_eq.c, compare.c, plan.c) -----------------------
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from . import _fingerprint
-from .ignore import _log_walk_warnings, load_ignore_patterns
+from .ignore import _log_walk_warnings, _paths_from_runs, _paused_gc, load_ignore_patterns
 
 __all__ = ["compute_source_fingerprint", "fingerprint_project", "fingerprint_project_files"]
 
@@ -37,11 +37,12 @@ def fingerprint_project_files(project_dir: str | os.PathLike[str]) -> tuple[list
     over it. The walk, the reads and SHA-256 overlap on separate threads.
     """
     project = Path(project_dir)
-    files, digest, warnings = _fingerprint.fingerprint_tree(
-        str(project), load_ignore_patterns(project), True
-    )
-    _log_walk_warnings(warnings)
-    return [Path(f) for f in files], digest
+    spec = load_ignore_patterns(project)
+    with _paused_gc():
+        runs, digest, warnings = _fingerprint.fingerprint_tree(str(project), spec, True)
+        _log_walk_warnings(warnings)
+        assert runs is not None
+        return _paths_from_runs(project, *runs), digest
 
 
 def fingerprint_project(project_dir: str | os.PathLike[str]) -> str:

@@ -228,6 +228,33 @@ def test_paths_equal_flash_paths_in_every_respect(tmp_path, monkeypatch, child_p
     assert native_walk(Path(".")) == flash_walk(Path("."))
 
 
+@pytest.mark.parametrize("enabled", [True, False])
+def test_file_lists_leave_the_garbage_collector_as_they_found_it(tmp_path, enabled):
+    # get_file_tree and fingerprint_project_files pause the cyclic GC while
+    # they build their lists (ignore._paused_gc): its state is restored, also
+    # when the call raises
+    import gc
+
+    write(tmp_path / "a" / "m.py")
+    calls = [
+        lambda: native_walk(tmp_path),
+        lambda: native.fingerprint_project_files(tmp_path),
+        lambda: native_ignore.get_file_tree(tmp_path / "nope", native_ignore.load_ignore_patterns(tmp_path)),
+        lambda: native.fingerprint_project_files(tmp_path / "nope"),
+    ]
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        for call in calls:
+            try:
+                call()
+            except FileNotFoundError:
+                pass
+            assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
 def test_missing_root_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         native.fingerprint_project(tmp_path / "nope")
