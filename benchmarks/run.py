@@ -47,7 +47,7 @@ load_ignore_patterns(d)) + compute_source_fingerprint(d, files), or the
 comparison loop of reconcile_and_provision_resources); "native" is
 runpod_flash_native.fingerprint_project(d) (walk, match, read and SHA-256 in
 C). References for the physical limit, both compiled here from benchmarks/*.c
-into <data-dir>/bin with `cc -O2 ... -lcrypto`:
+into <data-dir>/bin with `cc -O2 ... -lcrypto` (or -l:libcrypto.so.3):
 
   plain C loop  benchmarks/plain_loop.c: one thread opens, reads and hashes
                 the pre-sorted list of the files flash selects (the list is
@@ -619,7 +619,11 @@ def build_tools(data_dir: Path) -> dict[str, Path]:
         src, exe = HERE / f"{name}.c", bindir / name
         newest = max(src.stat().st_mtime, (HERE / "bench_serve.h").stat().st_mtime)
         if not exe.exists() or exe.stat().st_mtime < newest:
-            subprocess.run([cc, "-O2", "-o", str(exe), str(src), "-lcrypto"], check=True)
+            # -lcrypto needs libssl-dev's libcrypto.so; the runtime library
+            # alone (libssl3) is linked by its file name, as setup.py does.
+            base = [cc, "-O2", "-o", str(exe), str(src)]
+            if subprocess.run(base + ["-lcrypto"], stderr=subprocess.DEVNULL).returncode != 0:
+                subprocess.run(base + ["-l:libcrypto.so.3"], check=True)
         out[name] = exe
     return out
 

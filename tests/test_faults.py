@@ -665,7 +665,7 @@ def test_deeply_nested_configs_raise_recursion_error_never_overflow(tmp_path, li
     deployment entry point: RecursionError (or an answer where pure-Python
     deep-copying handles it), never a C stack overflow, even with the
     recursion limit raised to 10**6 or on a thread with a small stack. The C
-    recursion in diff.c checks the room left on the C stack itself, and json
+    recursion in json_eq.c checks the room left on the C stack itself, and json
     (which only checks the recursion limit) is measured before it runs."""
     import json
     import subprocess
