@@ -13,30 +13,68 @@ rfn_fsdecode(const char *s, size_t len)
     return PyUnicode_DecodeFSDefaultAndSize(s, (Py_ssize_t)len);
 }
 
-/* Give directory d (and its ancestors without one) a slot in dirs, where
- * slot k >= 1 is dirs[k - 1] = (parent's slot, name) and the root is slot 0.
- * Returns d's slot, or -1 with an exception set. */
+/* Slot k >= 1 of the file list is dirs[k - 1] = (parent's slot, path from
+ * it); the root is slot 0. Directory d gets a slot from its nearest ancestor
+ * with one: each level its own, by name, when a few lie between (their Paths
+ * serve the siblings too), else d alone, by the path joined from that
+ * ancestor. Every level of a 10,000-deep chain holding two files would make
+ * Python copy parts lists 10,000 x 10,000 / 2 times. */
+#define RFN_SLOT_EACH_LEVEL 4
+
+static int
+rfn_walk_add_slot(PyObject *dirs, uint32_t parent_slot, const char *name, size_t len)
+{
+    PyObject *item = Py_BuildValue("(IN)", parent_slot, rfn_fsdecode(name, len));
+    if (item == NULL || PyList_Append(dirs, item) < 0) {
+        Py_XDECREF(item);
+        return -1;
+    }
+    Py_DECREF(item);
+    return 0;
+}
+
+/* d's slot (see above), or -1 with an exception set. */
 static Py_ssize_t
 rfn_walk_dir_slot(rfn_walker *w, uint32_t d, uint32_t *slots, PyObject *dirs)
 {
-    size_t nup = 0;
-    for (uint32_t x = d; slots[x] == RFN_NONE; x = w->nodes[x].parent) {
+    size_t nup = 0, len = 0;
+    uint32_t a = d;
+    for (; slots[a] == RFN_NONE; a = w->nodes[a].parent) {
         if (RFN_GROW(w, up, cap_up, nup + 1) < 0) {
             PyErr_NoMemory();
             return -1;
         }
-        w->up[nup++] = x;
+        w->up[nup++] = a;
+        len += w->nodes[a].name_len + 1;
     }
+    if (nup <= RFN_SLOT_EACH_LEVEL) {
+        while (nup > 0) {
+            const rfn_node *n = &w->nodes[w->up[--nup]];
+            if (rfn_walk_add_slot(dirs, slots[n->parent], n->name, n->name_len) < 0) {
+                return -1;
+            }
+            slots[w->up[nup]] = (uint32_t)PyList_GET_SIZE(dirs);
+        }
+        return (Py_ssize_t)slots[d];
+    }
+    char *path = PyMem_Malloc(len);
+    if (path == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t o = 0;
     while (nup > 0) {
         const rfn_node *n = &w->nodes[w->up[--nup]];
-        PyObject *item = Py_BuildValue("(IN)", slots[n->parent], rfn_fsdecode(n->name, n->name_len));
-        if (item == NULL || PyList_Append(dirs, item) < 0) {
-            Py_XDECREF(item);
-            return -1;
-        }
-        Py_DECREF(item);
-        slots[w->up[nup]] = (uint32_t)PyList_GET_SIZE(dirs);
+        memcpy(path + o, n->name, n->name_len);
+        o += n->name_len;
+        path[o++] = '/';
     }
+    int rc = rfn_walk_add_slot(dirs, slots[a], path, o - 1);
+    PyMem_Free(path);
+    if (rc < 0) {
+        return -1;
+    }
+    slots[d] = (uint32_t)PyList_GET_SIZE(dirs);
     return (Py_ssize_t)slots[d];
 }
 
@@ -390,7 +428,8 @@ static PyMethodDef rfn_walk_methods[] = {
      "-> (dirs, runs, warnings)\n\n"
      "flash's get_file_tree: files in listing order (depth first), as runs\n"
      "(slot, [names]) of one directory each; slot 0 is root, slot k >= 1 the\n"
-     "directory dirs[k - 1] = (parent slot, name). prefix is root's path\n"
+     "directory dirs[k - 1] = (ancestor slot, path from it: a name, or names\n"
+     "joined by '/'). prefix is root's path\n"
      "relative to the base directory, or None to ignore nothing."},
     {"fingerprint_tree", rfn_fingerprint_tree, METH_VARARGS,
      "fingerprint_tree(root, spec, want_files, /)\n--\n\n"

@@ -57,7 +57,8 @@ def _match_walk(spec: IgnoreSpec, prefix: str, parts: list[bytes], /) -> list[bo
 
 class SymlinkLoopError(OSError): ...
 
-# The walk's files: dirs[k - 1] = (parent slot, name) is slot k (slot 0: root);
+# The walk's files: dirs[k - 1] = (ancestor slot, name or names joined by "/") is
+# slot k (slot 0: root);
 # runs = (slot, names in that directory), in flash's order.
 _WalkDirs = list[tuple[int, str]]
 _WalkRuns = list[tuple[int, list[str]]]

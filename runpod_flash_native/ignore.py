@@ -341,7 +341,8 @@ def _paths_from_runs(
     child = _child_path
     slots = [directory]
     for parent, name in dirs:
-        slots.append(child(slots[parent], name))
+        # a path of several levels where only the deepest holds files
+        slots.append(child(slots[parent], name) if "/" not in name else slots[parent] / name)
     files: list[Path] = []
     for slot, names in runs:
         d = slots[slot]

@@ -215,6 +215,8 @@ def test_paths_equal_flash_paths_in_every_respect(tmp_path, monkeypatch, child_p
     write(tmp_path / "app" / "a" / "b" / "c" / "x.py")
     write(tmp_path / "app" / "a" / "y.py")
     write(tmp_path / "app" / "z" / "w.py")
+    write(tmp_path / "app" / "q" / "r" / "s" / "t" / "u" / "v" / "w.py")  # levels without files
+    write(tmp_path / "app" / "q" / "r" / "s" / "t" / "u" / "v2" / os.fsdecode(b"\xff.py"))
     write(tmp_path / "app" / os.fsdecode(b"sp ace\xe9.py"))
     monkeypatch.chdir(tmp_path)
     for root in [tmp_path / "app", Path("app"), Path("./app/"), Path("app") / "a"]:
