@@ -37,15 +37,12 @@ static size_t
 rfn_walk_worker_count(const rfn_walker *w)
 {
     int n = __atomic_load_n(&rfn_list_workers_setting, __ATOMIC_RELAXED);
-    if (n < 0) {
-        return 0;
-    }
     if (n == 0) {
         int cpus = rfn_cpu_count();
         n = w->sorted ? cpus / 2 - 1 : cpus - 1;
     }
     if (n <= 0) {
-        return 0;
+        return 0;  /* -1: none; or a default of none */
     }
     return (size_t)(n > RFN_MAX_LIST_WORKERS ? RFN_MAX_LIST_WORKERS : n);
 }
