@@ -14,7 +14,9 @@
  *
  * Workers claim jobs in list order; after a failure at index k no job past k
  * is started, so every job before k completes and the first failure in list
- * order is the one reported. */
+ * order is the one reported. A failure for want of space or descriptors is
+ * retried from k on one worker, once what the jobs past k wrote is gone: the
+ * disk then holds what copy2 would have left, so the file named is copy2's. */
 #define _GNU_SOURCE 1
 
 #include "copy.h"
@@ -599,14 +601,118 @@ rfn_copy_dst_used(const rfn_copy_job *job)
     return job->dst_into != NULL ? job->dst_into : job->dst;
 }
 
+/* ENOSPC and friends can be the pool's own doing: another worker's file took
+ * the space (or the descriptors) that copy2, one file at a time, would still
+ * have had. Such a failure is retried alone (see rfn_copy_run). */
+static int
+rfn_copy_exhaustion(const rfn_copy_failure *f)
+{
+    if (f->kind != RFN_COPY_OS) {
+        return 0;
+    }
+    switch (f->err_no) {
+    case ENOSPC:
+    case EMFILE:
+    case ENFILE:
+#ifdef EDQUOT
+    case EDQUOT:
+#endif
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* One pass of `nthreads` workers over jobs[first..n) in cx->order (NULL: list
+ * order). Returns 0, or -1 with *fail set (fail->index: the failing job, or n
+ * when interrupted or a thread could not start). */
+static int
+rfn_copy_pool(rfn_copy_ctx *cx, size_t first, unsigned nthreads, const rfn_copy_opts *opts,
+              rfn_copy_failure *fail)
+{
+    pthread_t *threads = calloc(nthreads, sizeof(*threads));
+    rfn_copy_worker *workers = calloc(nthreads, sizeof(*workers));
+    unsigned started = 0;
+    int ret = -1, interrupted = 0;
+
+    cx->next = first;
+    cx->stop_at = cx->n;
+    if (threads == NULL || workers == NULL) {
+        rfn_copy_set(fail, RFN_COPY_NOMEM, ENOMEM, RFN_COPY_PATH_SRC);
+        fail->index = cx->n;
+        goto exit;
+    }
+    pthread_mutex_lock(&cx->lock);
+    for (unsigned t = 0; t < nthreads; t++) {
+        workers[t].cx = cx;
+        cx->running++;
+        int err = rfn_copy_thread_start(&threads[t], &workers[t]);
+        if (err != 0) {
+            cx->running--;
+            if (started == 0) {
+                pthread_mutex_unlock(&cx->lock);
+                rfn_copy_set(fail, RFN_COPY_THREAD, err, RFN_COPY_PATH_SRC);
+                fail->index = cx->n;
+                goto exit;
+            }
+            break;  /* fewer workers will do */
+        }
+        started++;
+    }
+    while (cx->running > 0) {
+        int rc = rfn_cond_wait_ns(&cx->idle, &cx->lock, opts->poll_ns > 0 ? opts->poll_ns : 50 * 1000 * 1000L);
+        if (rc == ETIMEDOUT && opts->poll != NULL && !interrupted) {
+            pthread_mutex_unlock(&cx->lock);
+            if (opts->poll(opts->poll_ctx) != 0) {
+                interrupted = 1;
+                __atomic_store_n(&cx->cancel, 1, __ATOMIC_RELAXED);
+            }
+            pthread_mutex_lock(&cx->lock);
+        }
+    }
+    pthread_mutex_unlock(&cx->lock);
+    for (unsigned t = 0; t < started; t++) {
+        pthread_join(threads[t], NULL);
+    }
+
+    if (interrupted) {
+        rfn_copy_set(fail, RFN_COPY_INTERRUPTED, 0, RFN_COPY_PATH_SRC);
+        fail->index = cx->n;
+        goto exit;
+    }
+    if (cx->stop_at < cx->n) {
+        *fail = cx->fail;
+        fail->index = cx->stop_at;
+        goto exit;
+    }
+    ret = 0;
+exit:
+    free(threads);
+    free(workers);
+    return ret;
+}
+
+/* copy2 would not have reached jobs[from..n): what they created goes, and
+ * they are as if never started. */
+static void
+rfn_copy_undo_from(rfn_copy_job *jobs, size_t n, size_t from)
+{
+    for (size_t i = from; i < n; i++) {
+        if (jobs[i].done && jobs[i].created) {
+            unlink(rfn_copy_dst_used(&jobs[i]));
+        }
+        free(jobs[i].dst_into);
+        jobs[i].dst_into = NULL;
+        jobs[i].created = 0;
+        jobs[i].done = 0;
+    }
+}
+
 int
 rfn_copy_run(rfn_copy_job *jobs, size_t n, const rfn_copy_opts *opts, rfn_copy_failure *fail)
 {
     rfn_copy_ctx cx;
-    pthread_t *threads = NULL;
-    rfn_copy_worker *workers = NULL;
     size_t *order = NULL;
-    unsigned started = 0;
     int ret = -1, have_lock = 0, have_cond = 0;
 
     memset(&cx, 0, sizeof(cx));
@@ -622,7 +728,6 @@ rfn_copy_run(rfn_copy_job *jobs, size_t n, const rfn_copy_opts *opts, rfn_copy_f
     cx.jobs = jobs;
     cx.n = n;
     cx.method = opts->method;
-    cx.stop_at = n;
     unsigned nthreads = opts->threads < 1 ? 1 : opts->threads;
     if ((size_t)nthreads > n) {
         nthreads = (unsigned)n;
@@ -641,74 +746,31 @@ rfn_copy_run(rfn_copy_job *jobs, size_t n, const rfn_copy_opts *opts, rfn_copy_f
         order = rfn_copy_plan_order(jobs, n);
         cx.order = order;
     }
-    threads = calloc(nthreads, sizeof(*threads));
-    workers = calloc(nthreads, sizeof(*workers));
-    if (threads == NULL || workers == NULL) {
-        rfn_copy_set(fail, RFN_COPY_NOMEM, ENOMEM, RFN_COPY_PATH_SRC);
-        goto exit;
-    }
 
-    pthread_mutex_lock(&cx.lock);
-    for (unsigned t = 0; t < nthreads; t++) {
-        workers[t].cx = &cx;
-        cx.running++;
-        int err = rfn_copy_thread_start(&threads[t], &workers[t]);
-        if (err != 0) {
-            cx.running--;
-            if (started == 0) {
-                pthread_mutex_unlock(&cx.lock);
-                rfn_copy_set(fail, RFN_COPY_THREAD, err, RFN_COPY_PATH_SRC);
-                goto exit;
-            }
-            break;  /* fewer workers will do */
+    if (rfn_copy_pool(&cx, 0, nthreads, opts, fail) < 0) {
+        if (fail->index == n) {
+            goto exit;
         }
-        started++;
-    }
-    int interrupted = 0;
-    while (cx.running > 0) {
-        int rc = rfn_cond_wait_ns(&cx.idle, &cx.lock, opts->poll_ns > 0 ? opts->poll_ns : 50 * 1000 * 1000L);
-        if (rc == ETIMEDOUT && opts->poll != NULL && !interrupted) {
-            pthread_mutex_unlock(&cx.lock);
-            if (opts->poll(opts->poll_ctx) != 0) {
-                interrupted = 1;
-                __atomic_store_n(&cx.cancel, 1, __ATOMIC_RELAXED);
-            }
-            pthread_mutex_lock(&cx.lock);
+        rfn_copy_undo_from(jobs, n, fail->index + 1);
+        if (nthreads == 1 || !rfn_copy_exhaustion(fail)) {
+            goto exit;
         }
-    }
-    pthread_mutex_unlock(&cx.lock);
-    for (unsigned t = 0; t < started; t++) {
-        pthread_join(threads[t], NULL);
-    }
-    started = 0;
-
-    if (interrupted) {
-        rfn_copy_set(fail, RFN_COPY_INTERRUPTED, 0, RFN_COPY_PATH_SRC);
-        fail->index = n;
-        goto exit;
-    }
-    if (cx.stop_at < n) {
-        *fail = cx.fail;
-        fail->index = cx.stop_at;
-        /* copy2 would not have reached the later files: what they created goes. */
-        for (size_t i = cx.stop_at + 1; i < n; i++) {
-            if (jobs[i].done && jobs[i].created) {
-                unlink(rfn_copy_dst_used(&jobs[i]));
+        /* Every job before the failure is done and nothing after it exists:
+         * the disk holds what copy2 would have left there. From the failed
+         * job on, one worker in list order meets the failure copy2 meets. */
+        size_t k = fail->index;
+        rfn_copy_undo_from(jobs, n, k);
+        cx.order = NULL;
+        memset(fail, 0, sizeof(*fail));
+        if (rfn_copy_pool(&cx, k, 1, opts, fail) < 0) {
+            if (fail->index < n) {
+                rfn_copy_undo_from(jobs, n, fail->index + 1);
             }
+            goto exit;
         }
-        goto exit;
     }
     ret = 0;
 exit:
-    if (started > 0) {
-        /* Only reached when a later pthread_create failed before any wait:
-         * not possible (we break instead), kept for safety. */
-        for (unsigned t = 0; t < started; t++) {
-            pthread_join(threads[t], NULL);
-        }
-    }
-    free(threads);
-    free(workers);
     free(order);
     if (have_cond) {
         pthread_cond_destroy(&cx.idle);

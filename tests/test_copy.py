@@ -11,6 +11,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -26,6 +27,7 @@ from runpod_flash_native import build as native_build
 from runpod_flash_native.build import copy_project_files
 
 from conftest import sanitized
+from reference import child_env
 
 THREADS_ENV = "RUNPOD_FLASH_NATIVE_THREADS"
 
@@ -553,6 +555,61 @@ def test_disk_full_raises_enospc_like_flash_and_leaves_no_partial_file(tmp_path,
     assert (e_flash.filename, e_flash.filename2) == (str(src / "big.bin"), str(small_tmpfs / "flash" / "big.bin"))
     assert flash_left == ["a.py", "big.bin"]  # copy2 leaves the partial file
     assert sorted(os.listdir(small_tmpfs / "native")) == ["a.py"]
+
+
+def test_disk_full_behind_a_big_file_names_the_file_copy2_names(tmp_path, small_tmpfs):
+    """The big file (claimed first) fills the disk while the small files before
+    it in list order are still being copied: copy2, one file at a time, copies
+    every small file and fails on the big one, and so must we (the pool's
+    ENOSPC is retried from the failed file on one worker)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    files = []
+    for i in range(150):
+        (src / f"a{i:03}.py").write_bytes(os.urandom(3000))
+        files.append(src / f"a{i:03}.py")
+    (src / "big.bin").write_bytes(os.urandom(20 << 20))  # >= 16 MiB: claimed first
+    (src / "z.py").write_text("after")
+    files += [src / "big.bin", src / "z.py"]
+    e_flash = run_copy(flash_build.copy_project_files, files, src, small_tmpfs / "flash")
+    flash_left = sorted(os.listdir(small_tmpfs / "flash"))
+    shutil.rmtree(small_tmpfs / "flash")
+    with threads_env(4):
+        e_native = run_copy(copy_project_files, files, src, small_tmpfs / "native")
+    assert error_key(e_native)[:2] == error_key(e_flash)[:2] == (OSError, errno.ENOSPC)
+    assert e_flash.filename == str(src / "big.bin")
+    assert (e_native.filename, e_native.filename2) == (str(src / "big.bin"), str(small_tmpfs / "native" / "big.bin"))
+    assert sorted(os.listdir(small_tmpfs / "native")) == [n for n in flash_left if n != "big.bin"]
+    assert len(flash_left) == 151
+
+
+def test_descriptor_limit_copy2_fits_in_does_not_fail(tmp_path):
+    """With RLIMIT_NOFILE just above what the process holds, copy2 (two
+    descriptors at a time) copies everything; so must the worker pool, whose
+    workers together need more (EMFILE is retried on one worker)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(300):
+        (src / f"f{i:03}.bin").write_bytes(os.urandom(64 << 10))
+    script = f"""
+import os, resource, sys
+from pathlib import Path
+from runpod_flash_native.build import copy_project_files
+src = Path({str(src)!r})
+files = sorted(src.iterdir())
+for out in ("warm", "native"):
+    held = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (held + 3, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    copy_project_files(files, src, Path({str(tmp_path)!r}) / out)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=child_env(**{THREADS_ENV: "4"}), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+    flash_build.copy_project_files(sorted(src.iterdir()), src, tmp_path / "flash")
+    assert snapshot(tmp_path / "native", atime=False) == snapshot(tmp_path / "flash", atime=False)
 
 
 @pytest.fixture
