@@ -604,7 +604,7 @@ for out in ("warm", "native"):
     resource.setrlimit(resource.RLIMIT_NOFILE, (1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 print("ok")
 """
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
                           env=child_env(**{THREADS_ENV: "4"}), timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
