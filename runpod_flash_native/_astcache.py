@@ -83,7 +83,7 @@ class _Cache:
             return iter(entry[1])
         if id(node) not in self.root_ids:
             return ast.walk(node)
-        order = [n for n in self.walk(node) if isinstance(n, _IMPORT_NODES)]
+        order: list[ast.AST] = [n for n in self.walk(node) if isinstance(n, _IMPORT_NODES)]
         with self.lock:
             self.import_walks[id(node)] = (node, order)
         return iter(order)
@@ -135,12 +135,12 @@ flash_ast = make_module()
 #: The same cache for ``runpod_flash.stubs.local_modules``, whose only
 #: ``ast.walk`` loop acts on import nodes and calls alone (see
 #: :meth:`_Cache.walk_imports`).
-flash_ast_imports = _module(flash_ast._rfn_cache, flash_ast._rfn_cache.walk_imports)  # type: ignore[attr-defined]
+flash_ast_imports = _module(flash_ast._rfn_cache, flash_ast._rfn_cache.walk_imports)
 
 
 def clear() -> None:
     """Forget every cached tree of :data:`flash_ast`."""
-    cache: _Cache = flash_ast._rfn_cache  # type: ignore[attr-defined]
+    cache: _Cache = flash_ast._rfn_cache
     with cache.lock:
         cache.trees.clear()
         cache.walks.clear()

@@ -28,7 +28,8 @@ import os
 import secrets
 import struct
 import time
-from types import ModuleType
+from types import ModuleType, TracebackType
+from typing import Any
 
 from . import _fingerprint
 
@@ -94,7 +95,7 @@ def _stored(data: memoryview, final: bool) -> list[bytes | memoryview]:
     return out
 
 
-def _compressor(z: ModuleType, level: int, zdict: bytes | memoryview):
+def _compressor(z: ModuleType, level: int, zdict: bytes | memoryview) -> Any:
     if len(zdict):
         return z.compressobj(level, z.DEFLATED, _WBITS, z.DEF_MEM_LEVEL, 0, zdict=zdict)
     return z.compressobj(level, z.DEFLATED, _WBITS, z.DEF_MEM_LEVEL, 0)
@@ -201,7 +202,7 @@ class GzipMemberWriter:
         self._prev = b""
         self._pos = 0
         self._crc = 0
-        self._inflight: collections.deque[concurrent.futures.Future] = collections.deque()
+        self._inflight: collections.deque[concurrent.futures.Future[tuple[bytes, int, int]]] = collections.deque()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._file = None
         self._closed = False
@@ -232,7 +233,7 @@ class GzipMemberWriter:
     def tell(self) -> int:
         return self._pos
 
-    def write(self, data) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         n = len(data) if isinstance(data, (bytes, bytearray)) else memoryview(data).nbytes
         self._buf += data
         self._pos += n
@@ -254,7 +255,7 @@ class GzipMemberWriter:
         except OSError as e:
             raise OSError(e.errno, e.strerror, self.output_path) from e
 
-    def _collect(self, future: concurrent.futures.Future) -> None:
+    def _collect(self, future: concurrent.futures.Future[tuple[bytes, int, int]]) -> None:
         out, crc, length = future.result()
         self._crc = _fingerprint.crc32_combine(self._crc, crc, length)
         self._out(out)
@@ -316,7 +317,8 @@ class GzipMemberWriter:
     def __enter__(self) -> GzipMemberWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if exc_type is None:
             self.close()
         else:

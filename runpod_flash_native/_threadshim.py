@@ -97,7 +97,7 @@ class _Job:
         try:
             contextvars.Context().run(self._target)
         except BaseException as e:  # noqa: BLE001 - what a thread does with it
-            threading.excepthook(threading.ExceptHookArgs((type(e), e, e.__traceback__, thread)))  # type: ignore[call-arg]
+            threading.excepthook(threading.ExceptHookArgs((type(e), e, e.__traceback__, thread)))
         finally:
             self._target = None  # type: ignore[assignment]
             self._done.set()

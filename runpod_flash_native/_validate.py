@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PosixPath
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["validate_local_module_imports"]
 
@@ -63,7 +63,7 @@ class _MemoPath(PosixPath):
         hit = _memo.get(key)
         if hit is None:
             hit = _memo[key] = super().is_file()
-        return hit  # type: ignore[no-any-return]
+        return hit
 
     def read_text(self, encoding: str | None = None, errors: str | None = None) -> str:
         if not _depth or encoding != "utf-8" or errors is not None:
@@ -72,7 +72,7 @@ class _MemoPath(PosixPath):
         hit = _memo.get(key)
         if hit is None:
             hit = _memo[key] = super().read_text(encoding)
-        return hit  # type: ignore[no-any-return]
+        return hit
 
 
 if os.name != "posix":  # pragma: no cover - flash-native builds on POSIX only
@@ -109,7 +109,7 @@ def _flash_function() -> Callable[..., None]:
         original = importlib.import_module(_BUILD).validate_local_module_imports
         if original is validate_local_module_imports:  # pragma: no cover - patch bookkeeping lost
             raise RuntimeError("flash's validate_local_module_imports is not reachable")
-    return original  # type: ignore[no-any-return]
+    return cast("Callable[..., None]", original)
 
 
 def validate_local_module_imports(files: list[Path], project_dir: Path) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, cast
 from pathlib import Path
 
 from . import _fingerprint
+if TYPE_CHECKING:
+    from _typeshed import StrPath, SupportsRead
+
 from .ignore import _log_walk_warnings, _paths_from_runs, _paused_gc, load_ignore_patterns
 
 __all__ = ["compute_source_fingerprint", "fingerprint_project", "fingerprint_project_files"]
@@ -92,12 +96,13 @@ class _TarStream(tarfile.TarFile):
 
     skip_path: str | None = None
 
-    def add(self, name, arcname=None, recursive=True, *, filter=None):  # noqa: A002
+    def add(self, name: StrPath, arcname: StrPath | None = None, recursive: bool = True, *,  # noqa: A002
+            filter: Callable[[tarfile.TarInfo], tarfile.TarInfo | None] | None = None) -> None:
         if self.skip_path is not None and os.path.abspath(name) == self.skip_path:
             return
         super().add(name, arcname, recursive, filter=filter)
 
-    def addfile(self, tarinfo, fileobj=None):
+    def addfile(self, tarinfo: tarfile.TarInfo, fileobj: SupportsRead[bytes] | None = None) -> None:
         try:
             super().addfile(tarinfo, fileobj)
         except OSError as e:
@@ -135,7 +140,8 @@ def create_tarball(
     if output_path.exists():
         output_path.unlink()
     with _pgzip.GzipMemberWriter(output_path, threads) as gz:
-        with _TarStream(output_path, "w", fileobj=gz, copybufsize=_COPY_BUFSIZE) as tar:
+        # cast: tarfile's "w" mode only writes and tells, never reads or seeks
+        with _TarStream(output_path, "w", fileobj=cast(Any, gz), copybufsize=_COPY_BUFSIZE) as tar:
             tar.skip_path = os.path.abspath(gz.temp_path)
             tar.add(build_dir, arcname=".", recursive=False)
             for item in sorted(build_dir.iterdir()):
@@ -179,7 +185,7 @@ def _copy_mkdirs(path: Path, created: list[tuple[int, str]], index: int) -> None
     created.append((index, os.fspath(path)))
 
 
-def _copy_error(fail: tuple, file: object, src: str, dst: str) -> BaseException:
+def _copy_error(fail: tuple[int, str, int, int, str | None], file: object, src: str, dst: str) -> BaseException:
     """The exception copy2(file, dst) raises for the failure the native copy
     reported (kind, errno, which path)."""
     _, kind, err, which, into = fail
@@ -230,7 +236,7 @@ def copy_project_files(
     """
     files = list(files)
     threads = _pgzip.thread_count()
-    srcs: list[object] = []
+    srcs: list[str | os.PathLike[str]] = []
     dsts: list[str] = []
     parents: list[tuple[int, Path]] = []  # (first file index, parent) in flash's mkdir order
     seen_parents: set[str] = set()
@@ -249,10 +255,10 @@ def copy_project_files(
             if fast and fs is not None and sprefix is not None and fs.startswith(sprefix) and len(fs) > len(sprefix):
                 rel = fs[len(sprefix):]
                 dst = dprefix + rel
-                src: object = fs
+                src: str | os.PathLike[str] = fs
             else:
-                rel_path = f.relative_to(source_dir)  # type: ignore[attr-defined]
-                dest_path = dest_dir / rel_path  # type: ignore[operator]
+                rel_path = f.relative_to(source_dir)
+                dest_path = dest_dir / rel_path
                 rel, dst, src = os.fspath(rel_path), os.fspath(dest_path), f
                 if not isinstance(dest_path, Path):
                     hazard = True  # flash's own calls, one by one
@@ -264,7 +270,7 @@ def copy_project_files(
                 parents.append((i, Path(dst).parent))
             if "\0" in dst:
                 # flash makes the parent, then copy2's stat raises ValueError
-                os.stat(src)  # type: ignore[arg-type]
+                os.stat(src)
         except Exception as e:  # noqa: BLE001 - re-raised after the files before it
             error = e
             break
@@ -285,7 +291,7 @@ def copy_project_files(
         hazard = (
             len(dset) != n
             or not ancestors.isdisjoint(dset)
-            or not dset.isdisjoint(s if isinstance(s, str) else os.fspath(s) for s in srcs)  # type: ignore[arg-type]
+            or not dset.isdisjoint(s if isinstance(s, str) else os.fspath(s) for s in srcs)
         )
     if hazard:
         _copy_one_by_one(files, srcs, dsts, threads)
@@ -311,12 +317,12 @@ def copy_project_files(
                     os.rmdir(path)
                 except OSError:
                     pass
-            raise _copy_error(fail, files[k], os.fspath(srcs[k]), dsts[k])  # type: ignore[arg-type]
+            raise _copy_error(fail, files[k], os.fspath(srcs[k]), dsts[k])
     if error is not None:
         raise error
 
 
-def _copy_one_by_one(files: list, srcs: list, dsts: list[str], threads: int) -> None:
+def _copy_one_by_one(files: list[Path], srcs: list[str | os.PathLike[str]], dsts: list[str], threads: int) -> None:
     for k, (src, dst) in enumerate(zip(srcs, dsts)):
         Path(dst).parent.mkdir(parents=True, exist_ok=True)
         fail = _fingerprint.copy_files([src], [dst], 1, _COPY_METHOD)

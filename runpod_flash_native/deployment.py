@@ -117,7 +117,8 @@ def _installed_flash_version() -> str | None:
         from ._patch import _flash_version
 
         _installed = _flash_version()
-    return _installed
+    version: str | None = _installed
+    return version
 
 
 def modelled_flash_version(flash_version: str | None = None) -> str:

@@ -53,7 +53,9 @@ def _in_process_cpu_probe() -> Iterator[None]:
     module: Any = None
     if sys.platform.startswith("linux") and "runpod.serverless.utils.rp_debugger" not in sys.modules:
         try:
-            import cpuinfo as module
+            import cpuinfo
+
+            module = cpuinfo
         except Exception:  # not installed, or broken: flash's import decides
             module = None
     if module is None or not hasattr(module, "get_cpu_info"):
@@ -68,7 +70,8 @@ def _in_process_cpu_probe() -> Iterator[None]:
             info = None
         if isinstance(info, dict) and info.get("brand_raw"):
             return info
-        return real()
+        result: dict[str, Any] = real()
+        return result
 
     module.get_cpu_info = get_cpu_info
     try:

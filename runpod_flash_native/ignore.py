@@ -309,7 +309,8 @@ def get_file_tree(
                 "spec is a pathspec 0.11 PathSpec, which keeps no pattern text: build it with "
                 "runpod_flash_native.ignore.load_ignore_patterns"
             ) from None
-        return flash_ignore.get_file_tree(directory, spec, None if base_dir is None else Path(base_dir))
+        files: list[Path] = flash_ignore.get_file_tree(directory, spec, None if base_dir is None else Path(base_dir))
+        return files
     with _paused_gc():
         dirs, runs, warnings = _fingerprint.walk_files(str(directory), native, prefix)
         _log_walk_warnings(warnings)

@@ -63,6 +63,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -140,11 +141,11 @@ def scoped_rolls_enabled(
         data = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return False
-    try:
-        import tomllib  # type: ignore[import-not-found]
-    except ImportError:  # Python 3.10
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10
         try:
-            import tomli as tomllib  # type: ignore[import-not-found,no-redef]
+            import tomli as tomllib
         except ImportError:
             return False
     try:
@@ -750,6 +751,7 @@ def status_report(
     )
     unchanged = recorded_global == current_fingerprint
     changed = set() if unchanged else None if changed_files is None else set(changed_files)
+    current: Mapping[str, tuple[str | None, Scope]]
     if scoped_mode and not unchanged:
         current = scoped_fingerprints(root, files, manifest, source_fingerprint=current_fingerprint)
     else:  # fingerprints are only compared in scoped mode, after a change
