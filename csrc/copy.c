@@ -623,9 +623,26 @@ rfn_copy_exhaustion(const rfn_copy_failure *f)
     }
 }
 
+/* copy2 would not have reached jobs[from..n): what they created goes, and
+ * they are as if never started. */
+static void
+rfn_copy_undo_from(rfn_copy_job *jobs, size_t n, size_t from)
+{
+    for (size_t i = from; i < n; i++) {
+        if (jobs[i].done && jobs[i].created) {
+            unlink(rfn_copy_dst_used(&jobs[i]));
+        }
+        free(jobs[i].dst_into);
+        jobs[i].dst_into = NULL;
+        jobs[i].created = 0;
+        jobs[i].done = 0;
+    }
+}
+
 /* One pass of `nthreads` workers over jobs[first..n) in cx->order (NULL: list
  * order). Returns 0, or -1 with *fail set (fail->index: the failing job, or n
- * when interrupted or a thread could not start). */
+ * when interrupted or a thread could not start). After a failing job, the jobs
+ * past it are undone. */
 static int
 rfn_copy_pool(rfn_copy_ctx *cx, size_t first, unsigned nthreads, const rfn_copy_opts *opts,
               rfn_copy_failure *fail)
@@ -660,7 +677,7 @@ rfn_copy_pool(rfn_copy_ctx *cx, size_t first, unsigned nthreads, const rfn_copy_
         started++;
     }
     while (cx->running > 0) {
-        int rc = rfn_cond_wait_ns(&cx->idle, &cx->lock, opts->poll_ns > 0 ? opts->poll_ns : 50 * 1000 * 1000L);
+        int rc = rfn_cond_wait_ns(&cx->idle, &cx->lock, opts->poll_ns > 0 ? opts->poll_ns : RFN_WAIT_POLL_NS);
         if (rc == ETIMEDOUT && opts->poll != NULL && !interrupted) {
             pthread_mutex_unlock(&cx->lock);
             if (opts->poll(opts->poll_ctx) != 0) {
@@ -683,6 +700,7 @@ rfn_copy_pool(rfn_copy_ctx *cx, size_t first, unsigned nthreads, const rfn_copy_
     if (cx->stop_at < cx->n) {
         *fail = cx->fail;
         fail->index = cx->stop_at;
+        rfn_copy_undo_from(cx->jobs, cx->n, cx->stop_at + 1);
         goto exit;
     }
     ret = 0;
@@ -690,22 +708,6 @@ exit:
     free(threads);
     free(workers);
     return ret;
-}
-
-/* copy2 would not have reached jobs[from..n): what they created goes, and
- * they are as if never started. */
-static void
-rfn_copy_undo_from(rfn_copy_job *jobs, size_t n, size_t from)
-{
-    for (size_t i = from; i < n; i++) {
-        if (jobs[i].done && jobs[i].created) {
-            unlink(rfn_copy_dst_used(&jobs[i]));
-        }
-        free(jobs[i].dst_into);
-        jobs[i].dst_into = NULL;
-        jobs[i].created = 0;
-        jobs[i].done = 0;
-    }
 }
 
 int
@@ -748,24 +750,17 @@ rfn_copy_run(rfn_copy_job *jobs, size_t n, const rfn_copy_opts *opts, rfn_copy_f
     }
 
     if (rfn_copy_pool(&cx, 0, nthreads, opts, fail) < 0) {
-        if (fail->index == n) {
-            goto exit;
-        }
-        rfn_copy_undo_from(jobs, n, fail->index + 1);
-        if (nthreads == 1 || !rfn_copy_exhaustion(fail)) {
+        if (fail->index == n || nthreads == 1 || !rfn_copy_exhaustion(fail)) {
             goto exit;
         }
         /* Every job before the failure is done and nothing after it exists:
          * the disk holds what copy2 would have left there. From the failed
          * job on, one worker in list order meets the failure copy2 meets. */
         size_t k = fail->index;
-        rfn_copy_undo_from(jobs, n, k);
+        rfn_copy_undo_from(jobs, k + 1, k);   /* its dst_into; the rest is undone */
         cx.order = NULL;
         memset(fail, 0, sizeof(*fail));
         if (rfn_copy_pool(&cx, k, 1, opts, fail) < 0) {
-            if (fail->index < n) {
-                rfn_copy_undo_from(jobs, n, fail->index + 1);
-            }
             goto exit;
         }
     }
