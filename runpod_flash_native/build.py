@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, cast
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from . import _fingerprint
+from .ignore import _log_walk_warnings, _paths_from_runs, _paused_gc, load_ignore_patterns
+
 if TYPE_CHECKING:
     from _typeshed import StrPath, SupportsRead
-
-from .ignore import _log_walk_warnings, _paths_from_runs, _paused_gc, load_ignore_patterns
 
 __all__ = ["compute_source_fingerprint", "fingerprint_project", "fingerprint_project_files"]
 

@@ -597,11 +597,12 @@ from pathlib import Path
 from runpod_flash_native.build import copy_project_files
 src = Path({str(src)!r})
 files = sorted(src.iterdir())
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 for out in ("warm", "native"):
     held = len(os.listdir("/proc/self/fd"))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (held + 3, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (held + 3, hard))
     copy_project_files(files, src, Path({str(tmp_path)!r}) / out)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 print("ok")
 """
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
