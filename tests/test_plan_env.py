@@ -51,6 +51,7 @@ class ControlPlane:
         self.authorization: list[str | None] = []
         self.fail_with: tuple[int, Any] | None = None
         self.delay = 0.0
+        self.release = threading.Event()  # ends a delay early (teardown)
 
     def answer(self, payload: dict[str, Any], authorization: str | None = None) -> tuple[int, Any]:
         query: str = payload["query"]
@@ -62,7 +63,7 @@ class ControlPlane:
             self.mutations.append(op)
             return 200, {"errors": [{"message": f"test control plane: mutation {op} refused"}]}
         if self.delay:
-            time.sleep(self.delay)
+            self.release.wait(self.delay)
         if self.fail_with is not None:
             return self.fail_with
         if "flashAppByName(" in query:
@@ -175,6 +176,8 @@ class _Response:
         self._body = body
 
     async def json(self) -> Any:
+        if isinstance(self._body, BaseException):
+            raise self._body
         return self._body
 
     async def __aenter__(self) -> _Response:
@@ -382,6 +385,23 @@ def test_http_errors(plane: ControlPlane, demo: Path, capsys):
     one_error(code, err, "failed while looking up app 'demo': GraphQL errors: Something odd")
 
 
+def test_an_answer_that_is_not_json(plane: ControlPlane, demo: Path, capsys):
+    import aiohttp
+    from multidict import CIMultiDict, CIMultiDictProxy
+    from yarl import URL
+
+    url = URL("https://api.runpod.io/graphql")
+    request = aiohttp.RequestInfo(url, "POST", CIMultiDictProxy(CIMultiDict()), url)
+    page = aiohttp.ContentTypeError(request, (), status=200,
+                                    message="Attempt to decode JSON with unexpected mimetype: text/html")
+    plane.fail_with = (200, page)
+    code, _, err = main(capsys, "plan", "--env", "production", demo)
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and line.startswith(f"{PROG}: error: the Runpod API (")
+    assert "did not answer JSON while looking up app 'demo'" in line and "text/html" in line
+    assert line.endswith("(4 attempts)")
+
+
 def test_timeout(plane: ControlPlane, demo: Path, capsys, monkeypatch: pytest.MonkeyPatch):
     import asyncio
 
@@ -542,6 +562,7 @@ def server() -> Any:
     try:
         yield plane
     finally:
+        plane.release.set()
         watchdog.cancel()
         httpd.shutdown()
         httpd.server_close()
@@ -593,3 +614,44 @@ def test_end_to_end_unreachable_and_slow(server: ControlPlane, demo: Path, tmp_p
         f"{PROG}: error: no answer from the Runpod API ({server.url}/graphql) within 0.5 s while "  # type: ignore[attr-defined]
         "looking up app 'demo' (--timeout SECONDS waits longer)"
     )
+
+
+def test_runpod_flash_not_installed(demo: Path, capsys, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "runpod_flash", None)  # find_spec answers None, as when absent
+    code, _, err = main(capsys, "plan", "--env", "production", demo)
+    one_error(code, err, "runpod-flash is not installed", "pip install runpod-flash")
+    code, _, err = main(capsys, "status", "--env", "production", demo)
+    one_error(code, err, "runpod-flash is not installed")
+
+
+def test_end_to_end_ctrl_c_while_waiting(server: ControlPlane, demo: Path, tmp_path: Path):
+    """Ctrl-C during a slow answer ends the command at once (exit 130), long
+    before the answer would come."""
+    import signal
+
+    home = tmp_path / "home"
+    home.mkdir()
+    server.delay = 20.0
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNPOD_", "FLASH_"))}
+    env.update({"PYTHONPATH": str(PACKAGE_ROOT), "HOME": str(home), "RUNPOD_API_BASE_URL": server.url,  # type: ignore[attr-defined]
+                "RUNPOD_URL_MIXED_OK": "1", "RUNPOD_API_KEY": "k"})
+    child = subprocess.Popen([sys.executable, "-m", "runpod_flash_native", "plan", "--json", "--env", "production",
+                              "--timeout", "60", str(demo)],
+                             cwd=demo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not server.operations and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.operations, "the request never arrived"
+        started = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+        waited = time.monotonic() - started
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 130, err
+    assert waited < server.delay / 2, waited  # it did not wait for the answer
+    assert err.strip().splitlines()[-1] == f"{PROG}: interrupted"
+    assert json.loads(out)["error"] == "interrupted"

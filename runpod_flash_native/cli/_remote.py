@@ -100,6 +100,7 @@ class _Flash:
     api_key_error: type[BaseException]
     api_url: str
     network_errors: tuple[type[BaseException], ...]
+    not_json: type[BaseException]
 
 
 @contextlib.contextmanager
@@ -151,7 +152,10 @@ def _load_flash(root: Path) -> _Flash:
     flash_network = getattr(api, "_GraphQLNetworkError", None)
     if isinstance(flash_network, type) and issubclass(flash_network, BaseException):
         network += (flash_network,)
-    return _Flash(_read_only(api.RunpodGraphQLClient), RunpodAPIKeyError, api.GRAPHQL_URL, network)
+    # module-level since 1.17-ish; a class attribute before
+    url = getattr(api, "GRAPHQL_URL", None) or getattr(api.RunpodGraphQLClient, "GRAPHQL_URL", "the GraphQL API")
+    return _Flash(_read_only(api.RunpodGraphQLClient), RunpodAPIKeyError, str(url), network,
+                  aiohttp.ContentTypeError)
 
 
 def _read_only(base: Any) -> Any:
@@ -331,10 +335,12 @@ def fetch_deployed(root: Path, app_name: str, env_name: str, timeout: float) -> 
             ) from None
         except flash.network_errors as e:
             tries = attempts.retries + 1
-            raise CliError(
-                f"cannot reach the Runpod API ({url}) while {progress.step}: {e} "
-                f"({tries} attempt{'s' if tries != 1 else ''})"
-            ) from None
+            tried = f"{tries} attempt{'s' if tries != 1 else ''}"
+            if any(isinstance(x, flash.not_json) for x in (e, e.__cause__)):  # a proxy's page, say
+                raise CliError(
+                    f"the Runpod API ({url}) did not answer JSON while {progress.step}: {e} ({tried})"
+                ) from None
+            raise CliError(f"cannot reach the Runpod API ({url}) while {progress.step}: {e} ({tried})") from None
         except MutationRefused as e:  # a bug here, never sent
             raise CliError(f"{e} while {progress.step}") from None
         except Exception as e:
