@@ -448,6 +448,14 @@ def test_the_client_refuses_mutations(plane: ControlPlane, demo: Path):
     assert len(asyncio.run(try_mutations())) == 4
     assert plane.operations == []
 
+    async def below_the_retries() -> None:
+        async with client_class() as client:
+            await client._execute_graphql_once("mutation x { deleteFlashApp(flashAppId: \"a\") }", {})
+
+    with pytest.raises(_remote.MutationRefused):
+        asyncio.run(below_the_retries())
+    assert plane.operations == []
+
 
 def test_local_manifest_and_usage_errors(plane: ControlPlane, tmp_path: Path, capsys):
     code, _, err = main(capsys, "plan", "--env", "production", tmp_path)

@@ -152,21 +152,30 @@ def _load_flash(root: Path) -> _Flash:
     flash_network = getattr(api, "_GraphQLNetworkError", None)
     if isinstance(flash_network, type) and issubclass(flash_network, BaseException):
         network += (flash_network,)
-    # module-level since 1.17-ish; a class attribute before
+    # module-level in 1.21.0, a class attribute in 1.14.0
     url = getattr(api, "GRAPHQL_URL", None) or getattr(api.RunpodGraphQLClient, "GRAPHQL_URL", "the GraphQL API")
     return _Flash(_read_only(api.RunpodGraphQLClient), RunpodAPIKeyError, str(url), network,
                   aiohttp.ContentTypeError)
 
 
 def _read_only(base: Any) -> Any:
-    """flash's client, refusing to send a mutation (queries pass unchanged,
-    with flash's own retries)."""
+    """flash's client, refusing to send a mutation: every request of its
+    methods passes ``_execute_graphql`` (retries) and then
+    ``_execute_graphql_once`` (the POST); both refuse one. Queries pass
+    unchanged."""
+
+    def refuse(query: str) -> None:
+        if query.lstrip().lower().startswith("mutation"):
+            raise MutationRefused("refusing to send a GraphQL mutation (read-only command)")
 
     class ReadOnlyClient(base):  # type: ignore[misc]
         async def _execute_graphql(self, query: str, *args: Any, **kwargs: Any) -> Any:
-            if query.lstrip().lower().startswith("mutation"):
-                raise MutationRefused("refusing to send a GraphQL mutation (read-only command)")
+            refuse(query)
             return await super()._execute_graphql(query, *args, **kwargs)
+
+        async def _execute_graphql_once(self, query: str, *args: Any, **kwargs: Any) -> Any:
+            refuse(query)
+            return await super()._execute_graphql_once(query, *args, **kwargs)
 
     return ReadOnlyClient
 
