@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from ._common import DEBUG_ENV, DEFAULT_INDEX_RELPATH, PROG, PROGRESS_DELAY_ENV
@@ -16,7 +16,8 @@ _EXIT_CODES = {
         ("0", "the next deploy rolls no endpoint: the source is unchanged since the\n"
               "       manifest's source_fingerprint, or no endpoint takes source changes\n"
               "       (every resource is client-mode, or there is none)"),
-        ("1", "the source changed and the next deploy rolls the endpoints"),
+        ("1", "the source changed and the next deploy rolls the endpoints; with --env also\n"
+              "       when nothing is deployed in ENV yet (the next deploy provisions them)"),
     ],
     "plan": [("0", "success")],
 }
@@ -59,10 +60,22 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     """Usage errors are raised to main(), which reports them (also as JSON
-    under --json) instead of argparse exiting from deep inside."""
+    under --json) instead of argparse exiting from deep inside. A command
+    whose arguments depend on each other sets a ``check_args`` default: a
+    function of the parsed arguments returning the usage error, if any."""
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(self, message)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        ns, rest = super().parse_known_args(args, namespace)
+        check = ns.__dict__.pop("check_args", None)
+        message = check(ns) if check is not None else None
+        if message:
+            self.error(message)
+        return ns, rest
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,28 +120,72 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(
         "status",
-        "compare DIR with the source_fingerprint in DIR/.flash/flash_manifest.json: "
-        "does the next deploy roll the endpoints? (exit 0 no, 1 yes, 2 error)",
+        "compare DIR with the source_fingerprint in DIR/.flash/flash_manifest.json, or (--env) "
+        "in the build active in a flash environment: does the next deploy roll the endpoints? "
+        "(exit 0 no, 1 yes, 2 error)",
         status.run,
     )
+    p.set_defaults(check_args=status.check_args)
     p.add_argument("dir", metavar="DIR", nargs="?", default=".", help="project directory (default: .)")
     p.add_argument(
         "--index", metavar="FILE",
         help=f"per-file index written by `fingerprint --index`, to list added, removed and "
         f"modified files (default: DIR/{DEFAULT_INDEX_RELPATH.as_posix()} when it exists)",
     )
+    _add_remote(p, status=True)
     _add_flash_version(p)
 
-    p = add("plan", "print the deploy reconciliation plan between a local and a state manifest", plan.run)
-    p.add_argument("local_manifest", metavar="LOCAL_MANIFEST", help="the manifest `flash build` wrote (.flash/flash_manifest.json)")
-    p.add_argument("state_manifest", metavar="STATE_MANIFEST", help="the manifest of the deployed build (State Manager)")
+    p = add(
+        "plan",
+        "print the deploy reconciliation plan between a local and a state manifest, or "
+        "(--env) between DIR's last build and the build active in a flash environment",
+        plan.run,
+    )
+    p.usage = (
+        f"{PROG} plan [-h] [--json] [--adopt-missing-fingerprint] [--flash-version X.Y.Z]\n"
+        "              LOCAL_MANIFEST STATE_MANIFEST\n"
+        f"       {PROG} plan [-h] [--json] [--adopt-missing-fingerprint] [--flash-version X.Y.Z]\n"
+        "              --env ENV [--app APP] [--timeout SECONDS] [DIR]"
+    )
+    p.description = (
+        "Print the deploy reconciliation `flash deploy` performs: which resources it\n"
+        "provisions, updates (and why) and reuses.\n\n"
+        "  plan LOCAL_MANIFEST STATE_MANIFEST   between two manifest files\n"
+        "  plan --env ENV [--app APP] [DIR]     between DIR/.flash/flash_manifest.json (after\n"
+        "                                       `flash build`) and the manifest of the build active\n"
+        "                                       in flash environment ENV, fetched with runpod-flash's\n"
+        "                                       own API client and API key\n\n"
+        "--env is read-only: it uploads nothing, provisions nothing and changes nothing\n"
+        "(GraphQL queries only; a missing app or environment is reported, not created)."
+    )
+    p.set_defaults(check_args=plan.check_args)
+    p.add_argument("paths", metavar="PATH", nargs="*", help=argparse.SUPPRESS)
     p.add_argument(
         "--adopt-missing-fingerprint", action="store_true",
         help="migration mode: a deployed resource without a recorded source fingerprint "
         "adopts the local one instead of being updated",
     )
+    _add_remote(p)
     _add_flash_version(p)
     return parser
+
+
+def _add_remote(p: argparse.ArgumentParser, status: bool = False) -> None:
+    """--env/--app/--timeout: compare with what is deployed (plan, status)."""
+    compared = "the source_fingerprint" if status else "the manifest"
+    p.add_argument(
+        "-e", "--env", metavar="ENV", default=None,
+        help=f"compare with {compared} of the build active in this flash environment, read "
+        "with runpod-flash's API client (read-only: nothing is uploaded, provisioned or changed)",
+    )
+    p.add_argument(
+        "-a", "--app", metavar="APP", default=None,
+        help="the flash app of --env (default: the project directory's name, as `flash deploy`)",
+    )
+    p.add_argument(
+        "--timeout", metavar="SECONDS", type=float, default=None,
+        help=f"give up the --env look-up after SECONDS (default: {plan.DEFAULT_TIMEOUT:g})",
+    )
 
 
 def _add_flash_version(p: argparse.ArgumentParser) -> None:

@@ -136,7 +136,11 @@ def _text_files(report: dict[str, Any]) -> None:
 
 
 def _text_status(report: dict[str, Any]) -> None:
-    root, manifest_path = report["project_dir"], report["manifest"]
+    if report["status"] == "not_deployed":  # status --env, nothing deployed there
+        out(f"not deployed: {report['_absence']}; the next deploy provisions every resource "
+            f"(`{report['_plan_command']}` lists them)")
+        return
+    root, manifest_path = report["project_dir"], report.get("_manifest_label") or report["manifest"]
     recorded, current = report["recorded_fingerprint"], report["current_fingerprint"]
     rolls, index = report["rolls"], report["index"]
     if recorded == current:
@@ -175,6 +179,8 @@ def _text_plan(report: dict[str, Any]) -> None:
     provision, update, reuse, delete = (list(report.get(k) or ()) for k in ("provision", "update", "reuse", "delete"))
     adopted = set(report.get("adopted") or ())
     reasons = report.get("reasons") or {}
+    if report.get("_deployed_headline"):  # plan --env
+        out(report["_deployed_headline"])
     out(
         f"plan: {len(provision)} to provision, {len(update)} to update, "
         f"{len(reuse)} to reuse, {len(delete)} left running (only in the deployed manifest)"

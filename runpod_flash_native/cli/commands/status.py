@@ -19,6 +19,11 @@ from .._index import diff_against_index, load_index
 from .._project import walk_and_fingerprint
 from .._report import warn
 from ._flash_version import modelled_flash
+from .plan import check_remote_args, fetch_deployed
+
+
+#: --env/--app/--timeout, as ``plan``'s
+check_args = check_remote_args
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -27,8 +32,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     flash_version = modelled_flash(args)
     root = project_dir(args.dir)
     manifest_path = root / MANIFEST_RELPATH
-    manifest, recorded = _read_manifest(manifest_path)
+    if args.env is None:
+        manifest, recorded = _read_manifest(manifest_path)
     index_path, index = _read_index(args, root)
+    deployed = None
+    if args.env is not None:
+        deployed = fetch_deployed(args, root)
+        if deployed.manifest is None:
+            return _not_deployed(args, root, deployed, flash_version)
+        manifest, recorded = _deployed_manifest(deployed)
 
     files, current = walk_and_fingerprint(root)
     index_report = None if index is None else _compare_with_index(root, files, current, recorded, index_path, index)
@@ -45,10 +57,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     rolls = scoped["rolls"]
     changed = current != recorded
-    return {
+    report = {
         "command": "status",
         "project_dir": str(root),
-        "manifest": str(manifest_path),
+        "manifest": str(manifest_path) if deployed is None else None,
         "status": "changed" if changed else "unchanged",
         "changed": changed,
         "recorded_fingerprint": recorded,
@@ -65,6 +77,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "_warnings": secret_warnings(root, files) + symlink_warnings(root, files),
         "_scoped": scoped,
         "_index_command": index_command(args.dir),
+    }
+    if deployed is not None:
+        report["deployed"] = deployed.to_dict()
+        report["_manifest_label"] = f"build {deployed.build_id} (active in {deployed.where()})"
+    return report
+
+
+def _deployed_manifest(deployed: Any) -> tuple[dict[str, Any], str]:
+    """The active build's manifest and the source fingerprint it records."""
+    from ... import scope
+
+    manifest: dict[str, Any] = deployed.manifest
+    recorded = scope.recorded_source_fingerprint(manifest)
+    if not isinstance(recorded, str) or not recorded:
+        raise CliError(
+            f"the manifest of build {deployed.build_id} (active in {deployed.where()}) records no "
+            "source_fingerprint (deployed by a runpod-flash without source fingerprints): the next "
+            f"deploy updates every endpoint; `{PROG} plan --env {shlex.quote(deployed.environment)}` shows why"
+        )
+    return manifest, recorded
+
+
+def _not_deployed(args: argparse.Namespace, root: Path, deployed: Any, flash_version: str) -> dict[str, Any]:
+    """Nothing deployed in the environment: the next deploy provisions every
+    resource (exit 1: it changes the endpoints)."""
+    files, current = walk_and_fingerprint(root)
+    return {
+        "command": "status",
+        "project_dir": str(root),
+        "manifest": None,
+        "status": "not_deployed",
+        "changed": True,
+        "recorded_fingerprint": None,
+        "current_fingerprint": current,
+        "file_count": len(files),
+        "rolls": [],
+        "scoped_rolls": [],
+        "fingerprint_mode": None,
+        "endpoints": {},
+        "index": None,
+        "flash_version": flash_version,
+        "deployed": deployed.to_dict(),
+        "exit_code": EXIT_CHANGED,
+        "_warnings": secret_warnings(root, files) + symlink_warnings(root, files),
+        "_absence": deployed.absence(),
+        "_plan_command": f"{PROG} plan --env {shlex.quote(deployed.environment)}",
     }
 
 
