@@ -2,6 +2,99 @@
 #include "rfn.h"
 #include "pgzip.h"
 
+/* The arguments of the per-segment functions: data (a buffer), start (only
+ * lz_matches) and segment_size > 0; how many segments data[start:] holds,
+ * and room for one value of elem_size bytes each. */
+typedef struct {
+    Py_buffer view;
+    int have_view;
+    Py_ssize_t start, segment, count;
+    void *values;
+} rfn_pyz_segments;
+
+/* Parse (fname, args) into s and allocate s->values. Returns 0, or -1 with
+ * an exception set; the caller releases s (rfn_pyz_segments_release) either
+ * way. */
+static int
+rfn_pyz_segments_parse(const char *fname, PyObject *const *args, Py_ssize_t nargs,
+                       int with_start, size_t elem_size, rfn_pyz_segments *s)
+{
+    Py_ssize_t want = with_start ? 3 : 2;
+    if (nargs != want) {
+        PyErr_Format(PyExc_TypeError, "%s expected %zd arguments, got %zd", fname, want, nargs);
+        return -1;
+    }
+    s->start = 0;
+    if (with_start) {
+        s->start = PyLong_AsSsize_t(args[1]);
+        if (s->start == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    s->segment = PyLong_AsSsize_t(args[want - 1]);
+    if (s->segment == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (s->segment <= 0) {
+        PyErr_SetString(PyExc_ValueError, "segment_size must be positive");
+        return -1;
+    }
+    if (PyObject_GetBuffer(args[0], &s->view, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    s->have_view = 1;
+    if (s->start < 0 || s->start > s->view.len) {
+        PyErr_SetString(PyExc_ValueError, "start must be within data");
+        return -1;
+    }
+    Py_ssize_t rest = s->view.len - s->start;
+    s->count = rest / s->segment + (rest % s->segment != 0);
+    s->values = PyMem_Malloc(elem_size * (size_t)(s->count ? s->count : 1));
+    if (s->values == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void
+rfn_pyz_segments_release(rfn_pyz_segments *s)
+{
+    PyMem_Free(s->values);
+    if (s->have_view) {
+        PyBuffer_Release(&s->view);
+    }
+}
+
+/* A list of item(values, i) for i in range(count), or NULL. */
+static PyObject *
+rfn_pyz_segments_list(Py_ssize_t count, const void *values,
+                      PyObject *(*item)(const void *values, Py_ssize_t i))
+{
+    PyObject *result = PyList_New(count);
+    for (Py_ssize_t i = 0; result != NULL && i < count; i++) {
+        PyObject *x = item(values, i);
+        if (x == NULL) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyList_SET_ITEM(result, i, x);
+    }
+    return result;
+}
+
+static PyObject *
+rfn_pyz_float_at(const void *values, Py_ssize_t i)
+{
+    return PyFloat_FromDouble(((const double *)values)[i]);
+}
+
+static PyObject *
+rfn_pyz_count_at(const void *values, Py_ssize_t i)
+{
+    return PyLong_FromUnsignedLongLong(((const uint64_t *)values)[i]);
+}
+
 PyDoc_STRVAR(rfn_pyz_byte_entropy_doc,
 "byte_entropy(data, segment_size, /)\n--\n\n"
 "Order-0 entropy in bits per byte of each segment_size-byte segment of data\n"
@@ -11,52 +104,14 @@ static PyObject *
 rfn_pyz_byte_entropy(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
-    double *values = NULL;
-    Py_buffer view = {0};
-    int have_view = 0;
-
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "byte_entropy expected 2 arguments, got %zd", nargs);
-        goto exit;
+    rfn_pyz_segments s = {0};
+    if (rfn_pyz_segments_parse("byte_entropy", args, nargs, 0, sizeof(double), &s) == 0) {
+        Py_BEGIN_ALLOW_THREADS
+        rfn_pgz_entropy(s.view.buf, (size_t)s.view.len, (size_t)s.segment, s.values);
+        Py_END_ALLOW_THREADS
+        result = rfn_pyz_segments_list(s.count, s.values, rfn_pyz_float_at);
     }
-    Py_ssize_t segment = PyLong_AsSsize_t(args[1]);
-    if (segment == -1 && PyErr_Occurred()) {
-        goto exit;
-    }
-    if (segment <= 0) {
-        PyErr_SetString(PyExc_ValueError, "segment_size must be positive");
-        goto exit;
-    }
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
-        goto exit;
-    }
-    have_view = 1;
-    Py_ssize_t count = view.len / segment + (view.len % segment != 0);
-    values = PyMem_Malloc(sizeof(double) * (size_t)(count ? count : 1));
-    if (values == NULL) {
-        PyErr_NoMemory();
-        goto exit;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    rfn_pgz_entropy(view.buf, (size_t)view.len, (size_t)segment, values);
-    Py_END_ALLOW_THREADS
-    result = PyList_New(count);
-    if (result == NULL) {
-        goto exit;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *f = PyFloat_FromDouble(values[i]);
-        if (f == NULL) {
-            Py_CLEAR(result);
-            goto exit;
-        }
-        PyList_SET_ITEM(result, i, f);
-    }
-exit:
-    PyMem_Free(values);
-    if (have_view) {
-        PyBuffer_Release(&view);
-    }
+    rfn_pyz_segments_release(&s);
     return result;
 }
 
@@ -71,65 +126,22 @@ static PyObject *
 rfn_pyz_lz_matches(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
-    uint64_t *counts = NULL;
-    Py_buffer view = {0};
-    int have_view = 0, rc;
-
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "lz_matches expected 3 arguments, got %zd", nargs);
-        goto exit;
-    }
-    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
-    if (start == -1 && PyErr_Occurred()) {
-        goto exit;
-    }
-    Py_ssize_t segment = PyLong_AsSsize_t(args[2]);
-    if (segment == -1 && PyErr_Occurred()) {
-        goto exit;
-    }
-    if (segment <= 0) {
-        PyErr_SetString(PyExc_ValueError, "segment_size must be positive");
-        goto exit;
-    }
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
-        goto exit;
-    }
-    have_view = 1;
-    if (start < 0 || start > view.len) {
-        PyErr_SetString(PyExc_ValueError, "start must be within data");
-        goto exit;
-    }
-    Py_ssize_t rest = view.len - start;
-    Py_ssize_t count = rest / segment + (rest % segment != 0);
-    counts = PyMem_Malloc(sizeof(uint64_t) * (size_t)(count ? count : 1));
-    if (counts == NULL) {
-        PyErr_NoMemory();
+    rfn_pyz_segments s = {0};
+    int rc;
+    if (rfn_pyz_segments_parse("lz_matches", args, nargs, 1, sizeof(uint64_t), &s) < 0) {
         goto exit;
     }
     Py_BEGIN_ALLOW_THREADS
-    rc = rfn_pgz_matches(view.buf, (size_t)view.len, (size_t)start, (size_t)segment, counts);
+    rc = rfn_pgz_matches(s.view.buf, (size_t)s.view.len, (size_t)s.start, (size_t)s.segment,
+                         s.values);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         PyErr_NoMemory();
         goto exit;
     }
-    result = PyList_New(count);
-    if (result == NULL) {
-        goto exit;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *n = PyLong_FromUnsignedLongLong(counts[i]);
-        if (n == NULL) {
-            Py_CLEAR(result);
-            goto exit;
-        }
-        PyList_SET_ITEM(result, i, n);
-    }
+    result = rfn_pyz_segments_list(s.count, s.values, rfn_pyz_count_at);
 exit:
-    PyMem_Free(counts);
-    if (have_view) {
-        PyBuffer_Release(&view);
-    }
+    rfn_pyz_segments_release(&s);
     return result;
 }
 
