@@ -95,25 +95,63 @@ rfn_pyz_count_at(const void *values, Py_ssize_t i)
     return PyLong_FromUnsignedLongLong(((const uint64_t *)values)[i]);
 }
 
-PyDoc_STRVAR(rfn_pyz_byte_entropy_doc,
-"byte_entropy(data, segment_size, /)\n--\n\n"
-"Order-0 entropy in bits per byte of each segment_size-byte segment of data\n"
-"(the last segment may be shorter), as a list of floats. The GIL is released.");
+static int
+rfn_pyz_run_entropy(const rfn_pyz_segments *s)
+{
+    rfn_pgz_entropy(s->view.buf, (size_t)s->view.len, (size_t)s->segment, s->values);
+    return 0;
+}
+
+static int
+rfn_pyz_run_matches(const rfn_pyz_segments *s)
+{
+    return rfn_pgz_matches(s->view.buf, (size_t)s->view.len, (size_t)s->start,
+                           (size_t)s->segment, s->values);
+}
+
+/* A per-segment function: its name, whether it takes start, the size of one
+ * value, the core call (without the GIL; -1 out of memory) and one value as
+ * a Python object. */
+typedef struct {
+    const char *name;
+    int with_start;
+    size_t elem_size;
+    int (*run)(const rfn_pyz_segments *s);
+    PyObject *(*item)(const void *values, Py_ssize_t i);
+} rfn_pyz_kind;
+
+static const rfn_pyz_kind rfn_pyz_entropy_kind = {
+    "byte_entropy", 0, sizeof(double), rfn_pyz_run_entropy, rfn_pyz_float_at,
+};
+static const rfn_pyz_kind rfn_pyz_matches_kind = {
+    "lz_matches", 1, sizeof(uint64_t), rfn_pyz_run_matches, rfn_pyz_count_at,
+};
 
 static PyObject *
-rfn_pyz_byte_entropy(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+rfn_pyz_per_segment(const rfn_pyz_kind *k, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
     rfn_pyz_segments s = {0};
-    if (rfn_pyz_segments_parse("byte_entropy", args, nargs, 0, sizeof(double), &s) == 0) {
+    int rc = rfn_pyz_segments_parse(k->name, args, nargs, k->with_start, k->elem_size, &s);
+    if (rc == 0) {
         Py_BEGIN_ALLOW_THREADS
-        rfn_pgz_entropy(s.view.buf, (size_t)s.view.len, (size_t)s.segment, s.values);
+        rc = k->run(&s);
         Py_END_ALLOW_THREADS
-        result = rfn_pyz_segments_list(s.count, s.values, rfn_pyz_float_at);
+        if (rc < 0) {
+            PyErr_NoMemory();
+        }
+    }
+    if (rc == 0) {
+        result = rfn_pyz_segments_list(s.count, s.values, k->item);
     }
     rfn_pyz_segments_release(&s);
     return result;
 }
+
+PyDoc_STRVAR(rfn_pyz_byte_entropy_doc,
+"byte_entropy(data, segment_size, /)\n--\n\n"
+"Order-0 entropy in bits per byte of each segment_size-byte segment of data\n"
+"(the last segment may be shorter), as a list of floats. The GIL is released.");
 
 PyDoc_STRVAR(rfn_pyz_lz_matches_doc,
 "lz_matches(data, start, segment_size, /)\n--\n\n"
@@ -123,26 +161,15 @@ PyDoc_STRVAR(rfn_pyz_lz_matches_doc,
 "undercount, never an overcount). A list of ints. The GIL is released.");
 
 static PyObject *
+rfn_pyz_byte_entropy(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    return rfn_pyz_per_segment(&rfn_pyz_entropy_kind, args, nargs);
+}
+
+static PyObject *
 rfn_pyz_lz_matches(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *result = NULL;
-    rfn_pyz_segments s = {0};
-    int rc;
-    if (rfn_pyz_segments_parse("lz_matches", args, nargs, 1, sizeof(uint64_t), &s) < 0) {
-        goto exit;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    rc = rfn_pgz_matches(s.view.buf, (size_t)s.view.len, (size_t)s.start, (size_t)s.segment,
-                         s.values);
-    Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        PyErr_NoMemory();
-        goto exit;
-    }
-    result = rfn_pyz_segments_list(s.count, s.values, rfn_pyz_count_at);
-exit:
-    rfn_pyz_segments_release(&s);
-    return result;
+    return rfn_pyz_per_segment(&rfn_pyz_matches_kind, args, nargs);
 }
 
 PyDoc_STRVAR(rfn_pyz_crc32_combine_doc,

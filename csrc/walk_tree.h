@@ -38,7 +38,7 @@ void rfn_arena_free(rfn_arena *a);
 
 /* A directory descriptor held open for its child directories to open
  * relative to; closed when the last of them is opened. pending and the close
- * are under the walker's lock. */
+ * are under the lister's lock (walk_list.h). */
 typedef struct {
     int fd;
     uint32_t pending;
