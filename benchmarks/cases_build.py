@@ -9,8 +9,8 @@ import random
 import shutil
 from pathlib import Path
 
-from harness import (MiB, PythonImpl, SEED, Serving, interleave, site_packages, stamp,
-                     stamp_path, stamped)
+from harness import (MiB, PythonImpl, SEED, Serving, data_set, interleave, site_packages,
+                     stamp_path, write_random)
 from cases_fingerprint import HANDLER
 
 CASES = ("T6", "T7")
@@ -24,46 +24,43 @@ T7_PACKAGES, T7_FILES, T7_WEIGHTS = 280, 3000, 256 * MiB
 # ---- data -------------------------------------------------------------------------------
 
 
-def build_t6(root: Path) -> None:
-    """A flash build dir: copies of installed packages (with their
-    .dist-info) from this environment plus a weights file of random bytes."""
+def t6_packages() -> tuple[Path, list[str]]:
+    """site-packages and which of T6_PACKAGES it holds (at least two)."""
     site = site_packages()
     found = [p for p in T6_PACKAGES if (site / p).is_dir()]
     if len(found) < 2:
         raise SystemExit(f"T6 needs at least two of {', '.join(T6_PACKAGES)} installed in {site}")
-    spec = f"T6 seed={SEED} site={site} packages={','.join(found)} weights={T6_WEIGHTS}\n"
-    if stamped(root, spec):
-        return
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
+    return site, found
+
+
+def t6_spec() -> str:
+    site, found = t6_packages()
+    return f"T6 seed={SEED} site={site} packages={','.join(found)} weights={T6_WEIGHTS}\n"
+
+
+@data_set(t6_spec)
+def build_t6(root: Path) -> None:
+    """A flash build dir: copies of installed packages (with their
+    .dist-info) from this environment plus a weights file of random bytes."""
+    site, found = t6_packages()
     for name in found:
         shutil.copytree(site / name, root / name, symlinks=True)
         for info in site.glob(f"{name}-*.dist-info"):
             shutil.copytree(info, root / info.name, symlinks=True)
     (root / "handler.py").write_bytes(HANDLER)
     rng = random.Random(SEED)
-    with open(root / "model.safetensors", "wb") as fh:
-        for _ in range(T6_WEIGHTS // MiB):
-            fh.write(rng.randbytes(MiB))
-    stamp(root, spec)
+    write_random(root / "model.safetensors", rng, T6_WEIGHTS)
 
 
+@data_set(lambda: f"T7 seed={SEED} packages={T7_PACKAGES} files={T7_FILES} weights={T7_WEIGHTS}\n")
 def build_t7(root: Path) -> None:
     """An app to copy: small modules in packages plus one weights file."""
-    spec = f"T7 seed={SEED} packages={T7_PACKAGES} files={T7_FILES} weights={T7_WEIGHTS}\n"
-    if stamped(root, spec):
-        return
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
     rng = random.Random(SEED)
     for i in range(T7_FILES):
         p = root / f"pkg{i % T7_PACKAGES:03}" / f"mod{i:04}.py"
         p.parent.mkdir(exist_ok=True)
         p.write_bytes(rng.randbytes(rng.randint(1024, 3072)))
-    with open(root / "weights.bin", "wb") as fh:
-        for _ in range(T7_WEIGHTS // MiB):
-            fh.write(rng.randbytes(MiB))
-    stamp(root, spec)
+    write_random(root / "weights.bin", rng, T7_WEIGHTS)
 
 
 BUILDERS = {"t6": build_t6, "t7": build_t7}
@@ -72,16 +69,23 @@ BUILDERS = {"t6": build_t6, "t7": build_t7}
 # ---- implementations (run inside a worker process) ----------------------------------------
 
 
-def archive_impl(impl: str):
+def build_step(impl: str, name: str):
+    """flash's or our build-step function `name`; ours with
+    RUNPOD_FLASH_NATIVE_THREADS set for impl."""
     if impl == "flash":
-        from runpod_flash.cli.commands.build import create_tarball
+        import runpod_flash.cli.commands.build as module
     else:
-        from runpod_flash_native.build import create_tarball
+        import runpod_flash_native.build as module
         threads = ARCHIVE_IMPLS[impl]
         if threads is None:
             os.environ.pop("RUNPOD_FLASH_NATIVE_THREADS", None)
         else:
             os.environ["RUNPOD_FLASH_NATIVE_THREADS"] = threads
+    return getattr(module, name)
+
+
+def archive_impl(impl: str):
+    create_tarball = build_step(impl, "create_tarball")
 
     def fn(build_dir: Path, out: Path) -> None:
         create_tarball(build_dir, out, "bench")
@@ -102,16 +106,7 @@ def archive_digest(path: Path) -> tuple[str, int]:
 
 
 def copy_impl(impl: str):
-    if impl == "flash":
-        from runpod_flash.cli.commands.build import copy_project_files
-    else:
-        from runpod_flash_native.build import copy_project_files
-        threads = ARCHIVE_IMPLS[impl]
-        if threads is None:
-            os.environ.pop("RUNPOD_FLASH_NATIVE_THREADS", None)
-        else:
-            os.environ["RUNPOD_FLASH_NATIVE_THREADS"] = threads
-    return copy_project_files
+    return build_step(impl, "copy_project_files")
 
 
 def copy_digest(dest: Path) -> str:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from harness import (MiB, PlainLoop, PythonImpl, SEED, Serving, ShaRef, interleave, site_packages,
-                     stamp, stamped, write_tree)
+                     data_set, write_random, write_tree)
 
 CASES = ("T1", "T2", "T3", "T5", "T9", "T10", "T11", "T12")
 DATA = {"T1": "t1", "T2": "t2", "T3": "t3", "T5": "t1", "T9": "t9", "T10": "t10", "T11": "t11", "T12": "t12"}
@@ -29,19 +29,14 @@ T12_DEPTH = 2000
 # ---- data -------------------------------------------------------------------------------
 
 
+@data_set(lambda: f"T1 seed={SEED} dirs={T1_DIRS} files={T1_FILES} venv={T1_VENV_DIRS}/{T1_VENV_FILES}\n")
 def build_t1(root: Path) -> None:
-    spec = f"T1 seed={SEED} dirs={T1_DIRS} files={T1_FILES} venv={T1_VENV_DIRS}/{T1_VENV_FILES}\n"
-    if stamped(root, spec):
-        return
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
     rng = random.Random(SEED)
     write_tree(root, rng, T1_DIRS, T1_FILES, 1024, 3072,
                 lambda d: f"pkg{d:04d}", lambda f: f"mod{f:02d}.py")
     site = root / ".venv" / "lib" / "python3.11" / "site-packages"
     write_tree(site, rng, T1_VENV_DIRS, T1_VENV_FILES, 1024, 3072,
                 lambda d: f"dep{d:03d}", lambda f: f"m{f:02d}.py")
-    stamp(root, spec)
 
 
 HANDLER = b'''import runpod
@@ -55,37 +50,22 @@ runpod.serverless.start({"handler": handler})
 '''
 
 
+@data_set(lambda: f"T2 seed={SEED} size={T2_SIZE}\n")
 def build_t2(root: Path) -> None:
-    spec = f"T2 seed={SEED} size={T2_SIZE}\n"
-    if stamped(root, spec):
-        return
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
     rng = random.Random(SEED + 2)
-    with open(root / "weights.bin", "wb") as fh:
-        for _ in range(T2_SIZE // (16 * MiB)):
-            fh.write(rng.randbytes(16 * MiB))
+    write_random(root / "weights.bin", rng, T2_SIZE, 16 * MiB)
     (root / "handler.py").write_bytes(HANDLER)
-    stamp(root, spec)
 
 
+@data_set(lambda: f"T3 seed={SEED} dirs={T3_DIRS} files={T3_FILES}\n")
 def build_t3(root: Path) -> None:
-    spec = f"T3 seed={SEED} dirs={T3_DIRS} files={T3_FILES}\n"
-    if stamped(root, spec):
-        return
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
     rng = random.Random(SEED + 3)
     write_tree(root, rng, T3_DIRS, T3_FILES, 512, 2048,
                 lambda d: f"d{d // 100:02d}/s{d % 100:02d}", lambda f: f"f{f:03d}.py")
-    stamp(root, spec)
 
 
+@data_set(lambda: f"T9 seed={SEED} dirs={T9_DIRS} venv={T9_VENV}\n")
 def build_t9(root: Path) -> None:
-    spec = f"T9 seed={SEED} dirs={T9_DIRS} venv={T9_VENV}\n"
-    if stamped(root, spec):
-        return
-    shutil.rmtree(root, ignore_errors=True)
     rng = random.Random(SEED)
     for i in range(T9_DIRS):
         d = root / f"p{i // 100:03}" / f"d{i % 100:02}"
@@ -96,43 +76,28 @@ def build_t9(root: Path) -> None:
         d = root / ".venv" / "lib" / f"x{i // 20:03}"
         d.mkdir(parents=True, exist_ok=True)
         (d / f"f{i}.py").write_bytes(rng.randbytes(256))
-    stamp(root, spec)
 
 
+@data_set(lambda: f"T10 seed={SEED} files={T10_FILES}\n")
 def build_t10(root: Path) -> None:
-    spec = f"T10 seed={SEED} files={T10_FILES}\n"
-    if stamped(root, spec):
-        return
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
     rng = random.Random(SEED)
     for i in range(T10_FILES):
         (root / f"f{i:05}.py").write_bytes(rng.randbytes(rng.randint(512, 4096)))
-    stamp(root, spec)
 
 
+@data_set(lambda: f"T11 site={site_packages()}\n")
 def build_t11(root: Path) -> None:
-    site = site_packages()
-    spec = f"T11 site={site}\n"
-    if stamped(root, spec):
-        return
-    shutil.rmtree(root, ignore_errors=True)
-    shutil.copytree(site, root, symlinks=True)
-    stamp(root, spec)
+    shutil.copytree(site_packages(), root, symlinks=True, dirs_exist_ok=True)
 
 
+@data_set(lambda: f"T12 seed={SEED} depth={T12_DEPTH}\n")
 def build_t12(root: Path) -> None:
-    spec = f"T12 seed={SEED} depth={T12_DEPTH}\n"
-    if stamped(root, spec):
-        return
-    shutil.rmtree(root, ignore_errors=True)
     rng = random.Random(SEED)
     d = root
     for _ in range(T12_DEPTH):
         d = d / "d"
         d.mkdir(parents=True)
         (d / "f.py").write_bytes(rng.randbytes(rng.randint(512, 2048)))
-    stamp(root, spec)
 
 
 BUILDERS = {"t1": build_t1, "t2": build_t2, "t3": build_t3, "t9": build_t9, "t10": build_t10,
@@ -192,9 +157,9 @@ def run_case(case: str, data_dir: Path, tools: dict, runs: int) -> dict:
     pairs, nbytes = flash_sorted_list(root)
     listing.write_text("".join(f"{p}\t{r}\n" for p, r in pairs))
     load = os.getloadavg()[0]
-    fresh = case == "T1"
-    impls = {"flash": PythonImpl(case, "flash", data_dir, runs, fresh),
-             "native": PythonImpl(case, "native", data_dir, runs, fresh),
+    per_run = case == "T1"  # a fresh process per run
+    impls = {"flash": PythonImpl(case, "flash", data_dir, runs, per_run),
+             "native": PythonImpl(case, "native", data_dir, runs, per_run),
              "plain": PlainLoop(tools["plain_loop"], listing),
              "sha": ShaRef(tools["sha_ref"], nbytes)}
     if case in SHAPE_CASES:

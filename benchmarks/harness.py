@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -40,6 +41,31 @@ def stamped(root: Path, spec: str) -> bool:
 
 def stamp(root: Path, spec: str) -> None:
     stamp_path(root).write_text(spec)
+
+
+def data_set(spec_of: Callable[[], str]):
+    """Decorate fill(root), which writes a data set into root: the builder
+    does nothing while root holds spec_of()'s data already (its stamp says
+    so); else it empties root, fills it and stamps it."""
+    def wrap(fill: Callable[[Path], None]) -> Callable[[Path], None]:
+        def build(root: Path) -> None:
+            spec = spec_of()
+            if stamped(root, spec):
+                return
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir(parents=True)
+            fill(root)
+            stamp(root, spec)
+        build.__doc__ = fill.__doc__
+        return build
+    return wrap
+
+
+def write_random(path: Path, rng: random.Random, size: int, chunk: int = MiB) -> None:
+    """size random bytes (a multiple of chunk) into path."""
+    with open(path, "wb") as fh:
+        for _ in range(size // chunk):
+            fh.write(rng.randbytes(chunk))
 
 
 def write_tree(root: Path, rng: random.Random, dirs: int, files: int, lo: int, hi: int,
