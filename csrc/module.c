@@ -21,6 +21,23 @@ rfn_add_exception(PyObject *module, const char *name, const char *doc, PyObject 
     return PyModule_AddObjectRef(module, name, *slot);
 }
 
+/* ---- small integer arguments (the test hooks) -------------------------------- */
+
+int
+rfn_int_arg(PyObject *arg, int lo, int hi, const char *what, int *out)
+{
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (n < lo || n > hi) {
+        PyErr_Format(PyExc_ValueError, "%s must be %d to %d, not %ld", what, lo, hi, n);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
 /* ---- interned strings in the state ------------------------------------------ */
 
 int

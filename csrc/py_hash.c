@@ -101,16 +101,12 @@ rfn_hash_feed(rfn_state *st, rfn_source_feed *feed, const rfn_poller *poll,
 static PyObject *
 rfn_set_reader_threads(PyObject *module, PyObject *arg)
 {
-    long n = PyLong_AsLong(arg);
-    if (n == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (n < 0 || n > RFN_MAX_READERS) {
-        PyErr_Format(PyExc_ValueError, "reader threads must be 0 to %d, not %ld", RFN_MAX_READERS, n);
+    int n;
+    if (rfn_int_arg(arg, 0, RFN_MAX_READERS, "reader threads", &n) < 0) {
         return NULL;
     }
     rfn_state *st = rfn_get_state(module);
-    return PyLong_FromLong(__atomic_exchange_n(&st->reader_threads, (int)n, __ATOMIC_RELAXED));
+    return PyLong_FromLong(__atomic_exchange_n(&st->reader_threads, n, __ATOMIC_RELAXED));
 }
 
 static PyMethodDef rfn_hash_methods[] = {

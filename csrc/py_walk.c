@@ -1,4 +1,4 @@
-/* Bindings of the project walk (walk.c, walk_list.c): walk_files(),
+/* Bindings of the project walk (walk.c and the layers below it): walk_files(),
  * fingerprint_tree(), SymlinkLoopError. They parse the arguments, run the
  * core without the GIL, build the Python lists and raise what it recorded. */
 #include "rfn.h"
@@ -35,25 +35,25 @@ rfn_walk_add_slot(PyObject *dirs, uint32_t parent_slot, const char *name, size_t
 
 /* d's slot (see above), or -1 with an exception set. */
 static Py_ssize_t
-rfn_walk_dir_slot(rfn_walker *w, uint32_t d, uint32_t *slots, PyObject *dirs)
+rfn_walk_dir_slot(rfn_lister *li, uint32_t d, uint32_t *slots, PyObject *dirs)
 {
     size_t nup = 0, len = 0;
     uint32_t a = d;
-    for (; slots[a] == RFN_NONE; a = w->nodes[a].parent) {
-        if (RFN_GROW(w, up, cap_up, nup + 1) < 0) {
+    for (; slots[a] == RFN_NONE; a = li->tree.nodes[a].parent) {
+        if (RFN_GROW(li, up, cap_up, nup + 1) < 0) {
             PyErr_NoMemory();
             return -1;
         }
-        w->up[nup++] = a;
-        len += w->nodes[a].name_len + 1;
+        li->up[nup++] = a;
+        len += li->tree.nodes[a].name_len + 1;
     }
     if (nup <= RFN_SLOT_EACH_LEVEL) {
         while (nup > 0) {
-            const rfn_node *n = &w->nodes[w->up[--nup]];
+            const rfn_node *n = &li->tree.nodes[li->up[--nup]];
             if (rfn_walk_add_slot(dirs, slots[n->parent], n->name, n->name_len) < 0) {
                 return -1;
             }
-            slots[w->up[nup]] = (uint32_t)PyList_GET_SIZE(dirs);
+            slots[li->up[nup]] = (uint32_t)PyList_GET_SIZE(dirs);
         }
         return (Py_ssize_t)slots[d];
     }
@@ -64,7 +64,7 @@ rfn_walk_dir_slot(rfn_walker *w, uint32_t d, uint32_t *slots, PyObject *dirs)
     }
     size_t o = 0;
     while (nup > 0) {
-        const rfn_node *n = &w->nodes[w->up[--nup]];
+        const rfn_node *n = &li->tree.nodes[li->up[--nup]];
         memcpy(path + o, n->name, n->name_len);
         o += n->name_len;
         path[o++] = '/';
@@ -85,13 +85,14 @@ rfn_walk_dir_slot(rfn_walker *w, uint32_t d, uint32_t *slots, PyObject *dirs)
 static PyObject *
 rfn_walk_file_runs(rfn_walker *w)
 {
+    rfn_lister *li = RFN_WALK_LISTER(w);
     uint32_t cur, n, *slots = NULL;
     PyObject *dirs = NULL, *runs = NULL, *names = NULL, *result = NULL;
     if (rfn_walk_files_begin(w, &cur) < 0
-        || (slots = PyMem_Malloc(w->nnodes * sizeof(uint32_t))) == NULL) {
+        || (slots = PyMem_Malloc(li->tree.nnodes * sizeof(uint32_t))) == NULL) {
         return PyErr_NoMemory();
     }
-    memset(slots, 0xff, w->nnodes * sizeof(uint32_t));
+    memset(slots, 0xff, li->tree.nnodes * sizeof(uint32_t));
     slots[0] = 0;
     dirs = PyList_New(0);
     runs = PyList_New(0);
@@ -100,9 +101,9 @@ rfn_walk_file_runs(rfn_walker *w)
     }
     uint32_t run_dir = RFN_NONE;
     while ((n = rfn_walk_next_file(w, &cur)) != RFN_NONE) {
-        const rfn_node *file = &w->nodes[n];
+        const rfn_node *file = &li->tree.nodes[n];
         if (file->parent != run_dir) {
-            Py_ssize_t slot = rfn_walk_dir_slot(w, file->parent, slots, dirs);
+            Py_ssize_t slot = rfn_walk_dir_slot(li, file->parent, slots, dirs);
             Py_XSETREF(names, slot < 0 ? NULL : PyList_New(0));
             PyObject *run = names ? Py_BuildValue("(nO)", slot, names) : NULL;
             if (run == NULL || PyList_Append(runs, run) < 0) {
@@ -129,13 +130,13 @@ exit:
 }
 
 static PyObject *
-rfn_walk_warning_list(const rfn_walker *w)
+rfn_walk_warning_list(const rfn_tree *t)
 {
-    PyObject *list = PyList_New((Py_ssize_t)w->nwarnings);
-    for (size_t i = 0; list != NULL && i < w->nwarnings; i++) {
-        PyObject *item = Py_BuildValue("(Ni)", rfn_fsdecode(w->warnings[i].path,
-                                                            strlen(w->warnings[i].path)),
-                                       w->warnings[i].err_no);
+    PyObject *list = PyList_New((Py_ssize_t)t->nwarnings);
+    for (size_t i = 0; list != NULL && i < t->nwarnings; i++) {
+        PyObject *item = Py_BuildValue("(Ni)", rfn_fsdecode(t->warnings[i].path,
+                                                            strlen(t->warnings[i].path)),
+                                       t->warnings[i].err_no);
         if (item == NULL) {
             Py_CLEAR(list);
             break;
@@ -146,19 +147,19 @@ rfn_walk_warning_list(const rfn_walker *w)
 }
 
 static void
-rfn_walk_raise(rfn_state *st, const rfn_walker *w)
+rfn_walk_raise(rfn_state *st, const rfn_tree *t)
 {
-    PyObject *path = w->fail_path ? rfn_fsdecode(w->fail_path, strlen(w->fail_path)) : NULL;
-    if (w->fail_path != NULL && path == NULL) {
+    PyObject *path = t->fail_path ? rfn_fsdecode(t->fail_path, strlen(t->fail_path)) : NULL;
+    if (t->fail_path != NULL && path == NULL) {
         return;
     }
-    switch (w->failure) {
+    switch (t->failure) {
     case RFN_WALK_OS:
-        errno = w->fail_errno;
+        errno = t->fail_errno;
         PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
         break;
     case RFN_WALK_LOOP: {
-        PyObject *target = w->fail_target ? rfn_fsdecode(w->fail_target, strlen(w->fail_target)) : NULL;
+        PyObject *target = t->fail_target ? rfn_fsdecode(t->fail_target, strlen(t->fail_target)) : NULL;
         PyObject *msg = target ? PyUnicode_FromFormat(
             "directory symlink leads back to its ancestor %R (flash would follow it until "
             "the OS refuses and ship every copy)", target) : NULL;
@@ -281,12 +282,12 @@ rfn_walk_files(PyObject *module, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     rfn_walk_run(w);
     Py_END_ALLOW_THREADS
-    warnings = rfn_walk_warning_list(w);
+    warnings = rfn_walk_warning_list(RFN_WALK_TREE(w));
     if (warnings == NULL) {
         goto exit;
     }
-    if (w->failure != RFN_WALK_OK) {
-        rfn_walk_raise(rfn_get_state(module), w);
+    if (RFN_WALK_TREE(w)->failure != RFN_WALK_OK) {
+        rfn_walk_raise(rfn_get_state(module), RFN_WALK_TREE(w));
         goto exit;
     }
     files = rfn_walk_file_runs(w);
@@ -362,7 +363,7 @@ rfn_fingerprint_tree(PyObject *module, PyObject *args)
         PyErr_SetFromErrno(PyExc_OSError);
         goto exit;
     }
-    warnings = rfn_walk_warning_list(w);
+    warnings = rfn_walk_warning_list(RFN_WALK_TREE(w));
     if (warnings == NULL) {
         goto exit;
     }
@@ -370,8 +371,8 @@ rfn_fingerprint_tree(PyObject *module, PyObject *args)
         rfn_raise_failure(st, &fail, NULL);
         goto exit;
     }
-    if (w->failure != RFN_WALK_OK) {
-        rfn_walk_raise(st, w);
+    if (RFN_WALK_TREE(w)->failure != RFN_WALK_OK) {
+        rfn_walk_raise(st, RFN_WALK_TREE(w));
         goto exit;
     }
     if (rc < 0) {
@@ -408,15 +409,11 @@ static PyObject *
 rfn_set_list_workers(PyObject *module, PyObject *arg)
 {
     (void)module;
-    long n = PyLong_AsLong(arg);
-    if (n == -1 && PyErr_Occurred()) {
+    int n;
+    if (rfn_int_arg(arg, -1, RFN_MAX_LIST_WORKERS, "list workers", &n) < 0) {
         return NULL;
     }
-    if (n < -1 || n > RFN_MAX_LIST_WORKERS) {
-        PyErr_Format(PyExc_ValueError, "list workers must be -1..%d", RFN_MAX_LIST_WORKERS);
-        return NULL;
-    }
-    return PyLong_FromLong(rfn_walk_set_list_workers((int)n));
+    return PyLong_FromLong(rfn_par_set_workers(n));
 }
 
 static PyMethodDef rfn_walk_methods[] = {

@@ -13,8 +13,10 @@
  *             compiles patterns like pathspec, match.c matches; utf8.c/utf8.h
  *             is the one UTF-8 codec
  *   walk.c    the project walk (flash's get_file_tree) and the sorted walk feeding
- *             the fingerprint (core: no Python.h; walk.h, walk_list.c, walk_par.c:
- *             the listing workers; bindings: py_walk.c)
+ *             the fingerprint (core: no Python.h; layered, each including only
+ *             what is below it: walk.c/.h the loop and feed, walk_par.c/.h the
+ *             listing workers, walk_list.c/.h one directory, walk_tree.c/.h the
+ *             arena and tree; bindings: py_walk.c)
  *   json_eq.c config comparison, fast path: JSON-text equality on the objects
  *   compare.c config comparison: flash's expression (deepcopy, json.dumps)
  *             with a C-stack guard for json's encoder; the entry points
@@ -97,6 +99,10 @@ int rfn_copy_exec(PyObject *module);
  * *slot (module state) and add it to module as <name>. Returns 0 or -1. */
 int rfn_add_exception(PyObject *module, const char *name, const char *doc, PyObject *base,
                       PyObject **slot);
+
+/* arg as an int in lo..hi, else -1 with TypeError/ValueError ("<what> must
+ * be lo to hi, not n") set. */
+int rfn_int_arg(PyObject *arg, int lo, int hi, const char *what, int *out);
 
 /* An interned str kept in the module state at offset. */
 typedef struct {
