@@ -5,16 +5,22 @@ the scan (the former RuntimeScanner bytecode suppression). Both sides
 alternate in one run; each sample scans a fresh copy of the app.
 
     python benchmarks/bench_scan_threads.py [N ...]     (default: 30 100 300)
+
+The reused thread is the former ``runpod_flash_native._threadshim``, read
+from git (commit dae8426, the last with it); without git that side is skipped.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import types
 from pathlib import Path
 
 import runpod_flash_native
@@ -44,6 +50,21 @@ async def handler_{i}(data: dict) -> dict:
 '''
 
 
+FORMER = "dae8426:runpod_flash_native/_threadshim.py"
+
+
+def former_threadshim() -> types.ModuleType | None:
+    try:
+        src = subprocess.run(["git", "show", FORMER], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    module = types.ModuleType("former_threadshim")
+    sys.modules[module.__name__] = module
+    exec(compile(src, "_threadshim.py", "exec"), module.__dict__)
+    return module
+
+
 def make_app(root: Path, n: int) -> None:
     for i in range(n):
         pkg = root / f"pkg{i // 25}"
@@ -53,16 +74,14 @@ def make_app(root: Path, n: int) -> None:
         (pkg / f"mod{i}.py").write_text(body)
 
 
-def scan(template: Path, work: Path, *, reuse: bool, pyc: bool) -> float:
+def scan(template: Path, work: Path, *, reuse: types.ModuleType | None, pyc: bool) -> float:
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(template, work)
     saved_dwb = sys.dont_write_bytecode
     sys.dont_write_bytecode = not pyc
-    if reuse:
-        from runpod_flash_native import _threadshim
-
-        scanner.threading = _threadshim.scanner_threading
+    if reuse is not None:
+        scanner.threading = reuse.scanner_threading
     else:
         scanner.threading = threading
     for name in [m for m in sys.modules if m.startswith("pkg")]:
@@ -80,20 +99,23 @@ def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [30, 100, 300]
     runpod_flash_native.patch_flash()
     scanner.threading = threading
-    rounds = 9
+    rounds = int(os.environ.get("ROUNDS", "9"))
+    shim = former_threadshim()
     print(f"python {sys.version.split()[0]}, {rounds} alternating rounds per size, medians")
     for n in sizes:
         tmp = Path(tempfile.mkdtemp())
         make_app(tmp / "template", n)
         sides = {
-            "flash (thread per module, .pyc written)": dict(reuse=False, pyc=True),
-            "reused thread": dict(reuse=True, pyc=True),
-            "no .pyc": dict(reuse=False, pyc=False),
+            "flash (thread per module, .pyc written)": dict(reuse=None, pyc=True),
+            "reused thread": dict(reuse=shim, pyc=True),
+            "no .pyc": dict(reuse=None, pyc=False),
         }
+        if shim is None:
+            del sides["reused thread"]
         samples: dict[str, list[float]] = {k: [] for k in sides}
         for _ in range(rounds):
             for name, kw in sides.items():
-                samples[name].append(scan(tmp / "template", tmp / "work", **kw))
+                samples[name].append(scan(tmp / "template", tmp / "work", **kw))  # type: ignore[arg-type]
         base = statistics.median(samples["flash (thread per module, .pyc written)"])
         for name, values in samples.items():
             med = statistics.median(values)

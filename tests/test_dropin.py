@@ -320,3 +320,36 @@ def test_symlink_loop_fails_and_leaves_no_build_directory(tmp_path):
     assert native.rc == 1 and "SymlinkLoopError" not in native.output and "data/self" in native.output
     left = {k for k in native.disk if k.startswith("app/.flash")}
     assert left <= {"app/.flash", "app/.flash/logs", "app/.flash/logs/activity.log"}, left
+
+
+@pytest.mark.parametrize("shape", ["self-loop", "missing-directory", "chain"])
+def test_archive_link_shapes_as_flash_s_create_tarball(tmp_path, shape):
+    """Differential, in process: flash's create_tarball and ours on the same
+    odd symlink at output_path: the same exception (type, errno, filename)
+    or the same file landing at the same place, the link left as it was."""
+    from runpod_flash.cli.commands.build import create_tarball as flash_create_tarball
+
+    from runpod_flash_native.build import create_tarball
+
+    outcomes = {}
+    for side, fn in (("flash", flash_create_tarball), ("native", create_tarball)):
+        top = tmp_path / side
+        (top / "b").mkdir(parents=True)
+        (top / "b" / "f.txt").write_text("x\n")
+        out = top / "artifact.tar.gz"
+        if shape == "self-loop":
+            out.symlink_to("artifact.tar.gz")
+        elif shape == "missing-directory":
+            out.symlink_to("nowhere/a.tar.gz")
+        else:
+            out.symlink_to("hop")
+            (top / "hop").symlink_to("final.tar.gz")
+        try:
+            fn(top / "b", out, "app")
+            error = None
+        except OSError as e:
+            error = (type(e), e.errno, str(e.filename).replace(str(top), "<TOP>"))
+        outcomes[side] = (error, _disk(top))
+    assert outcomes["native"] == outcomes["flash"]
+    if shape == "chain":
+        assert outcomes["flash"][1]["final.tar.gz"] == "file"
