@@ -10,8 +10,7 @@ flash module attribute                                 native replacement
 =====================================================  ===========================================================
 ``cli.commands.build.compute_source_fingerprint``      :func:`runpod_flash_native._build_hooks.compute_source_fingerprint` (the native fingerprint; scoped when switched on)
 ``cli.commands.build.ManifestBuilder``                 :class:`runpod_flash_native._build_hooks.ManifestBuilder` (flash's, handing its manifest to the fingerprint)
-``load_ignore_patterns`` in ``cli.commands.build``,   :func:`runpod_flash_native._build_hooks.load_ignore_patterns` (the native patterns; pathspec's own errors and warnings for the same lines)
-``cli.commands.build_utils.scanner``, ``cli.commands.run`` (``flash dev``)
+``load_ignore_patterns`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``, ``cli.commands.run`` (``flash dev``)   :func:`runpod_flash_native._build_hooks.load_ignore_patterns` (the native patterns; pathspec's own errors and warnings for the same lines)
 ``cli.commands.build.get_file_tree``                   :func:`runpod_flash_native._build_hooks.get_file_tree` (the native walk; a refused symlink loop leaves no ``.flash/.build``)
 ``get_file_tree`` in ``cli.commands.build_utils.scanner``, ``cli.commands.run``   :func:`runpod_flash_native.ignore.get_file_tree`
 ``cli.utils.deployment._resource_config_for_compare``  :func:`runpod_flash_native.deployment.resource_config_for_compare`
@@ -170,8 +169,8 @@ def _shape_matches(obj: object, params: tuple[str, ...] | None, attr: str = "ast
 
 
 def _warn(message: str) -> None:
-    # stacklevel 3: the caller of patch_flash()/patched()
-    warnings.warn(message, FlashPatchWarning, stacklevel=3)
+    # stacklevel 4: the caller of patch_flash() (via apply_patch)
+    warnings.warn(message, FlashPatchWarning, stacklevel=4)
 
 
 def is_patched() -> bool:
