@@ -175,7 +175,7 @@ def test_unreadable_pyproject_shape_builds_as_flash(tmp_path):
 # ---- item 2: the scanner imports each module on a fresh thread, as flash does --------------
 
 THREAD_PROBE = """\
-import builtins, threading
+import asyncio, builtins, threading
 from runpod_flash import Endpoint
 
 me = threading.current_thread()
@@ -183,9 +183,15 @@ seen = builtins.__dict__.setdefault("_rfn_import_threads", [])
 shared = any(t is me for t in seen)
 seen.append(me)
 kind = "thread" if me.name.startswith("Thread-") else "other"
+try:  # an event loop another module's import set on its thread
+    asyncio.get_event_loop()
+    loop = "_loop"
+except RuntimeError:
+    loop = "_noloop"
+asyncio.set_event_loop(asyncio.new_event_loop())
 
 
-@Endpoint(name="{mod}_" + kind + ("_shared" if shared else "_fresh"), cpu="cpu3c-1-2")
+@Endpoint(name="{mod}_" + kind + ("_shared" if shared else "_fresh") + loop, cpu="cpu3c-1-2")
 async def {mod}(data: dict) -> dict:
     return data
 """
@@ -195,7 +201,7 @@ def test_each_module_imports_on_its_own_thread(tmp_path):
     flash, _ = _pair_same(tmp_path, {
         "a.py": THREAD_PROBE.format(mod="a"), "b.py": THREAD_PROBE.format(mod="b"),
     })
-    assert flash.rc == 0 and "a_thread_fresh" in flash.manifest["resources"]  # type: ignore[index]
+    assert flash.rc == 0 and "b_thread_fresh_noloop" in flash.manifest["resources"]  # type: ignore[index]
 
 
 # ---- item 3: the warning filters urllib3 and requests install at import --------------------
