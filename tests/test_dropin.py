@@ -275,12 +275,21 @@ def test_gitignore_messages_are_flash_s(tmp_path, gitignore):
 
 
 def _unsearchable(root: Path) -> None:
-    (root / "secret").chmod(0o644)  # listed, but nothing in it can be looked at
+    for name in ("secret", "notes", "closed"):
+        (root / name).chmod(0o644)  # listed, but nothing in it can be looked at
+    (root / "locked").chmod(0o311)  # looked at, not listed
 
 
 def test_unsearchable_directory_warning_is_flash_s(tmp_path):
-    flash, _ = _pair_same(tmp_path, {"worker.py": WORKER, "secret/a.txt": "x\n"}, _unsearchable, permissions=True)
-    assert flash.rc == 0 and "Permission denied" in flash.output
+    """flash names the first entry it stats (secret/b.txt after the ignored
+    secret/a.md), nothing where every entry is ignored (notes/), and the
+    directory it cannot list (locked/)."""
+    flash, _ = _pair_same(tmp_path, {
+        "worker.py": WORKER, "secret/a.md": "x\n", "secret/b.txt": "x\n", "notes/n.md": "x\n",
+        "closed/c.txt": "x\n", "locked/l.txt": "x\n",
+    }, _unsearchable, permissions=True)
+    warned = [line for line in flash.output.splitlines() if "Permission denied" in line]
+    assert len(warned) == 3 and "secret/b.txt'" in warned[0] + warned[1] + warned[2], warned
 
 
 # ---- item 6: a dangling symlink where the archive goes -----------------------------------------
