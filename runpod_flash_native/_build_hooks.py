@@ -1,5 +1,7 @@
-"""The two objects the patch binds in ``runpod_flash.cli.commands.build`` to
-make scoped rolls (:mod:`runpod_flash_native.scope`) reach flash's build.
+"""Objects the patch binds in flash's modules: two in
+``runpod_flash.cli.commands.build`` make scoped rolls
+(:mod:`runpod_flash_native.scope`) reach flash's build; the walk's wrappers
+keep flash's messages and leftovers (below).
 
 flash's ``run_build`` does::
 
@@ -21,19 +23,22 @@ Importing this module imports flash's manifest builder: only the patch does.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-import sys
 from runpod_flash.cli.commands.build_utils.manifest import ManifestBuilder as _FlashManifestBuilder
-from runpod_flash.cli.commands.build_utils.scanner import RuntimeScanner as _FlashRuntimeScanner
 
+from . import _fingerprint
 from . import build as _build
+from . import ignore as _ignore
 from . import scope as _scope
 
-__all__ = ["ManifestBuilder", "RuntimeScanner", "compute_source_fingerprint"]
+__all__ = ["ManifestBuilder", "compute_source_fingerprint", "get_file_tree", "load_ignore_patterns"]
 
 _handover = threading.local()
 
@@ -47,37 +52,49 @@ class ManifestBuilder(_FlashManifestBuilder):  # type: ignore[misc]
         return manifest
 
 
-_bytecode_lock = threading.Lock()
-_scans = 0
-_saved_dont_write: bool | None = None
+# ---- flash's messages and leftovers at the walk's call sites -----------------
 
 
-class RuntimeScanner(_FlashRuntimeScanner):  # type: ignore[misc]
-    """flash's scanner; its discovery writes no ``.pyc`` files.
+def load_ignore_patterns(project_dir: Path) -> _ignore.IgnoreSpec:
+    """:func:`runpod_flash_native.ignore.load_ignore_patterns`, with flash's
+    output for the same ``.gitignore``.
 
-    The scanner imports every shipped module from the build directory, and
-    Python writes a ``__pycache__/*.pyc`` beside each one; ``run_build``
-    deletes them all again (``cleanup_python_bytecode``) before it packs the
-    archive. Not writing them leaves the build directory as flash leaves it
-    and saves a file create + write per module (~15% of the scan on a
-    3,000-module app). ``sys.dont_write_bytecode`` is process-wide: it is set
-    while at least one discovery runs and restored when the last ends.
+    flash compiles the patterns with the installed pathspec, so an invalid one
+    fails with pathspec's message and a character class Python's ``re``
+    warns about (``[[:alpha:]]``: ``FutureWarning``) prints that warning. Here
+    an invalid pattern (or one with a ``[``) is compiled by pathspec as well:
+    what it raises is raised, what it warns is warned, from pathspec, as in
+    flash. When pathspec accepts a pattern ours refuses, ours is raised.
     """
+    try:
+        spec = _ignore.load_ignore_patterns(project_dir)
+    except (_ignore.InvalidPatternError, _ignore.PatternRegexError):
+        _pathspec_compile(project_dir)  # raises flash's exception for these lines
+        raise
+    if any("[" in pattern for pattern in spec.patterns):
+        _pathspec_compile(project_dir)  # for its warnings
+    return spec
 
-    def discover_remote_functions(self) -> Any:
-        global _scans, _saved_dont_write
-        with _bytecode_lock:
-            if _scans == 0:
-                _saved_dont_write = sys.dont_write_bytecode
-                sys.dont_write_bytecode = True
-            _scans += 1
-        try:
-            return super().discover_remote_functions()
-        finally:
-            with _bytecode_lock:
-                _scans -= 1
-                if _scans == 0:
-                    sys.dont_write_bytecode = bool(_saved_dont_write)
+
+def _pathspec_compile(project_dir: Path) -> None:
+    try:
+        import pathspec
+    except ImportError:  # flash cannot run without it; ours stands
+        return
+    lines = _ignore.parse_ignore_file(Path(project_dir) / ".gitignore")  # [] when missing
+    pathspec.PathSpec.from_lines("gitwildmatch", [*lines, *_ignore.BUILTIN_PATTERNS])
+
+
+def get_file_tree(directory: Path, spec: Any, base_dir: Path | None = None) -> list[Path]:
+    """:func:`runpod_flash_native.ignore.get_file_tree` for ``run_build``: a
+    directory-symlink loop (which flash follows, and we refuse) leaves no
+    ``.flash/.build`` behind; ``run_build`` created it empty just before."""
+    try:
+        return _ignore.get_file_tree(directory, spec, base_dir)
+    except _fingerprint.SymlinkLoopError:
+        with contextlib.suppress(OSError):
+            os.rmdir(Path(directory) / ".flash" / ".build")  # only while still empty
+        raise
 
 
 def _scoped(project_dir: str | os.PathLike[str]) -> bool:

@@ -10,17 +10,14 @@ flash module attribute                                 native replacement
 =====================================================  ===========================================================
 ``cli.commands.build.compute_source_fingerprint``      :func:`runpod_flash_native._build_hooks.compute_source_fingerprint` (the native fingerprint; scoped when switched on)
 ``cli.commands.build.ManifestBuilder``                 :class:`runpod_flash_native._build_hooks.ManifestBuilder` (flash's, handing its manifest to the fingerprint)
-``cli.commands.build.load_ignore_patterns``            :func:`runpod_flash_native.ignore.load_ignore_patterns`
-``cli.commands.build.get_file_tree``                   :func:`runpod_flash_native.ignore.get_file_tree`
-``cli.commands.build_utils.scanner.load_ignore_patterns`` / ``get_file_tree``   (same)
-``cli.commands.run.load_ignore_patterns`` / ``get_file_tree`` (``flash dev``)   (same)
+``load_ignore_patterns`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``, ``cli.commands.run`` (``flash dev``)   :func:`runpod_flash_native._build_hooks.load_ignore_patterns` (the native patterns; pathspec's own errors and warnings for the same lines)
+``cli.commands.build.get_file_tree``                   :func:`runpod_flash_native._build_hooks.get_file_tree` (the native walk; a refused symlink loop leaves no ``.flash/.build``)
+``get_file_tree`` in ``cli.commands.build_utils.scanner``, ``cli.commands.run``   :func:`runpod_flash_native.ignore.get_file_tree`
 ``cli.utils.deployment._resource_config_for_compare``  :func:`runpod_flash_native.deployment.resource_config_for_compare`
 ``cli.commands.build.create_tarball``                  :func:`runpod_flash_native.build.create_tarball`
 ``cli.commands.build.copy_project_files``              :func:`runpod_flash_native.build.copy_project_files`
 ``ast`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``   :data:`runpod_flash_native._astcache.flash_ast` (memoized ``ast.parse``/``ast.walk``)
 ``ast`` in ``stubs.local_modules``                     :data:`runpod_flash_native._astcache.flash_ast_imports` (the same cache; ``walk`` yields only the import and call nodes flash looks at)
-``cli.commands.build.RuntimeScanner``                  :class:`runpod_flash_native._build_hooks.RuntimeScanner` (flash's, writing no ``.pyc`` that ``run_build`` deletes anyway)
-``threading`` in ``cli.commands.build_utils.scanner``  :data:`runpod_flash_native._threadshim.scanner_threading` (module imports on one reused daemon thread)
 ``cli.commands.build.validate_local_module_imports``   :func:`runpod_flash_native._validate.validate_local_module_imports` (flash's function, file-system reads memoized per call)
 =====================================================  ===========================================================
 
@@ -46,7 +43,7 @@ import inspect
 import re
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 __all__ = [
@@ -113,11 +110,11 @@ SITES: tuple[_Site, ...] = (
     _Site(_BUILD, "compute_source_fingerprint", ("project_dir", "files"), _N_HOOKS, "compute_source_fingerprint"),
     _Site(_BUILD, "ManifestBuilder", ("project_name", "remote_functions", "scanner", "build_dir", "python_version"),
           _N_HOOKS, "ManifestBuilder"),
-    *(
-        _Site(module, name, params, _N_IGNORE, name)
-        for module in (_BUILD, _SCANNER, _RUN)
-        for name, params in (_LOAD, _TREE)
-    ),
+    # the native ignore patterns with flash's messages (pathspec's errors and warnings)
+    *(_Site(module, _LOAD[0], _LOAD[1], _N_HOOKS, "load_ignore_patterns") for module in (_BUILD, _SCANNER, _RUN)),
+    # the build's walk also cleans up after a symlink loop (flash follows it; we refuse)
+    _Site(_BUILD, _TREE[0], _TREE[1], _N_HOOKS, "get_file_tree"),
+    *(_Site(module, _TREE[0], _TREE[1], _N_IGNORE, _TREE[0]) for module in (_SCANNER, _RUN)),
     _Site(_DEPLOYMENT, "_resource_config_for_compare", ("config",), _N_DEPLOYMENT, "resource_config_for_compare"),
     _Site(_BUILD, "create_tarball", ("build_dir", "output_path", "app_name", "excluded_packages"),
           _N_BUILD, "create_tarball"),
@@ -126,9 +123,6 @@ SITES: tuple[_Site, ...] = (
     # local_modules only looks at import nodes and calls in what ast.walk yields.
     *(_Site(module, "ast", None, _N_AST, "flash_ast") for module in (_BUILD, _SCANNER)),
     _Site(_LOCAL_MODULES, "ast", None, _N_AST, "flash_ast_imports"),
-    _Site(_BUILD, "RuntimeScanner", ("project_dir",), _N_HOOKS, "RuntimeScanner"),
-    # the scanner's one thread per imported module, as one reused thread
-    _Site(_SCANNER, "threading", None, "runpod_flash_native._threadshim", "scanner_threading"),
     # flash's own validation, with its file-system reads memoized per call
     _Site(_BUILD, "validate_local_module_imports", ("files", "project_dir"), _N_VALIDATE,
           "validate_local_module_imports", optional=True),
@@ -175,8 +169,8 @@ def _shape_matches(obj: object, params: tuple[str, ...] | None, attr: str = "ast
 
 
 def _warn(message: str) -> None:
-    # stacklevel 3: the caller of patch_flash()/patched()
-    warnings.warn(message, FlashPatchWarning, stacklevel=3)
+    # stacklevel 4: the caller of patch_flash() (via apply_patch)
+    warnings.warn(message, FlashPatchWarning, stacklevel=4)
 
 
 def is_patched() -> bool:
@@ -200,13 +194,20 @@ def patch_flash() -> bool:
     :class:`FlashPatchWarning` says why). Sites whose current value does not
     have flash's signature are skipped with a warning.
     """
+    return apply_patch(_warn)
+
+
+def apply_patch(report: Callable[[str], None]) -> bool:
+    """:func:`patch_flash`, handing each reason it left something unpatched to
+    ``report`` instead of ``warnings.warn`` (``flash-native`` prints them
+    without touching the process's warning filters)."""
     with _lock:
         version = _flash_version()
         if version is None:
-            _warn("runpod-flash is not installed; patch_flash() patched nothing")
+            report("runpod-flash is not installed; patch_flash() patched nothing")
             return False
         if not version_supported(version):
-            _warn(
+            report(
                 f"runpod-flash {version} is outside the range runpod_flash_native "
                 f"was verified with ({SUPPORTED_FLASH_VERSIONS}); patch_flash() "
                 "patched nothing and flash runs its own Python code"
@@ -240,7 +241,7 @@ def patch_flash() -> bool:
                 continue  # already patched
             if not _shape_matches(current, site.params, site.attr):
                 expected = f"the {site.attr} module" if site.params is None else ", ".join(site.params)
-                _warn(f"{site} does not have flash's signature ({expected}); left unpatched")
+                report(f"{site} does not have flash's signature ({expected}); left unpatched")
                 continue
             todo.append((site, current, native))
 

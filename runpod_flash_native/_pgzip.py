@@ -27,6 +27,7 @@ import concurrent.futures
 import os
 import secrets
 import struct
+import sys
 import time
 from types import ModuleType, TracebackType
 from typing import Any
@@ -66,21 +67,39 @@ def deflate_module() -> ModuleType:
     return zlib_ng
 
 
+_bad_thread_values: set[str] = set()
+
+
+def _default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def thread_count() -> int:
-    """Worker threads: ``RUNPOD_FLASH_NATIVE_THREADS``, else the usable CPUs."""
+    """Worker threads: ``RUNPOD_FLASH_NATIVE_THREADS``, else the usable CPUs.
+
+    A value that is not an integer >= 1 (``0``, ``auto``, ...) must not fail
+    a build flash itself would run: it gets one warning line on stderr per
+    process and value, and the default."""
     raw = os.environ.get(THREADS_ENV)
     if raw is not None and raw.strip():
         try:
             n = int(raw.strip())
         except ValueError:
             n = 0
-        if n < 1:
-            raise ValueError(f"{THREADS_ENV} must be an integer >= 1, got {raw!r}")
-        return n
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        if n >= 1:
+            return n
+        default = _default_threads()
+        if raw not in _bad_thread_values:
+            _bad_thread_values.add(raw)
+            sys.stderr.write(
+                f"runpod_flash_native: warning: {THREADS_ENV}={raw!r} is not an integer >= 1; "
+                f"using the default ({default}, the usable CPUs)\n"
+            )
+        return default
+    return _default_threads()
 
 
 def _stored(data: memoryview, final: bool) -> list[bytes | memoryview]:
@@ -179,7 +198,7 @@ def gzip_header(name: str | os.PathLike[str], level: int, mtime: float) -> bytes
 
 class GzipMemberWriter:
     """Write-only file object compressing into a temporary file beside
-    output_path, renamed onto it by :meth:`close`.
+    ``target`` (default output_path), renamed onto it by :meth:`close`.
 
     :meth:`abort` (also called when :meth:`close` fails) joins the workers and
     removes the temporary file. At most ``2 * threads`` blocks are in flight.
@@ -193,8 +212,11 @@ class GzipMemberWriter:
         *,
         level: int = LEVEL,
         module: ModuleType | None = None,
+        target: str | os.PathLike[str] | None = None,
     ) -> None:
         self.output_path = os.fspath(output_path)
+        # where the file lands (output_path unless that is a symlink to write through)
+        self.target = os.fspath(target) if target is not None else self.output_path
         self._z = module if module is not None else deflate_module()
         self._level = level
         self._max_inflight = 2 * threads
@@ -206,7 +228,7 @@ class GzipMemberWriter:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._file = None
         self._closed = False
-        directory, base = os.path.split(self.output_path)
+        directory, base = os.path.split(self.target)
         for _ in range(100):
             tmp = os.path.join(directory, f".{base}.{secrets.token_hex(4)}.tmp")
             try:
@@ -290,7 +312,7 @@ class GzipMemberWriter:
             except OSError as e:
                 raise OSError(e.errno, e.strerror, self.output_path) from e
             self._pool.shutdown(wait=True)
-            os.replace(self.temp_path, self.output_path)
+            os.replace(self.temp_path, self.target)
             self._closed = True
         except BaseException:
             self.abort()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -44,7 +45,7 @@ def fingerprint_project_files(project_dir: str | os.PathLike[str]) -> tuple[list
     spec = load_ignore_patterns(project)
     with _paused_gc():
         runs, digest, warnings = _fingerprint.fingerprint_tree(str(project), spec, True)
-        _log_walk_warnings(warnings)
+        _log_walk_warnings(warnings, spec, project)
         assert runs is not None
         return _paths_from_runs(project, *runs), digest
 
@@ -52,10 +53,9 @@ def fingerprint_project_files(project_dir: str | os.PathLike[str]) -> tuple[list
 def fingerprint_project(project_dir: str | os.PathLike[str]) -> str:
     """The fingerprint ``flash build`` writes for ``project_dir``."""
     project = Path(project_dir)
-    _, digest, warnings = _fingerprint.fingerprint_tree(
-        str(project), load_ignore_patterns(project), False
-    )
-    _log_walk_warnings(warnings)
+    spec = load_ignore_patterns(project)
+    _, digest, warnings = _fingerprint.fingerprint_tree(str(project), spec, False)
+    _log_walk_warnings(warnings, spec, project)
     return digest
 
 
@@ -114,6 +114,20 @@ class _TarStream(tarfile.TarFile):
             raise OSError(f"{path}: {e}") from e
 
 
+def _write_target(output_path: Path) -> str:
+    """The file flash's ``open(output_path, "wb")`` writes: output_path, or,
+    when it is a symlink left dangling (an existing one was unlinked above),
+    the path it finally points to, which the open creates. A link that never
+    resolves raises the open's ``ELOOP`` error."""
+    path = os.fspath(output_path)
+    if not os.path.islink(path):
+        return path
+    target = os.path.realpath(path)
+    if os.path.islink(target):
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+    return target
+
+
 def create_tarball(
     build_dir: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
@@ -130,7 +144,9 @@ def create_tarball(
     ``RUNPOD_FLASH_NATIVE_THREADS`` threads (default: the usable CPUs) with
     incompressible data stored. It is written to a temporary file beside
     output_path and renamed at the end: on any error nothing is left at
-    output_path. app_name is unused, as in flash.
+    output_path. A dangling symlink at output_path is written through, as
+    flash's open does: the temporary file goes beside its target, and the
+    link stays. app_name is unused, as in flash.
     """
     del app_name
     build_dir = Path(build_dir)
@@ -139,7 +155,8 @@ def create_tarball(
     threads = _pgzip.thread_count()
     if output_path.exists():
         output_path.unlink()
-    with _pgzip.GzipMemberWriter(output_path, threads) as gz:
+    target = _write_target(output_path)
+    with _pgzip.GzipMemberWriter(output_path, threads, target=target) as gz:
         # cast: tarfile's "w" mode only writes and tells, never reads or seeks
         with _TarStream(output_path, "w", fileobj=cast(Any, gz), copybufsize=_COPY_BUFSIZE) as tar:
             tar.skip_path = os.path.abspath(gz.temp_path)

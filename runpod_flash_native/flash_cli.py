@@ -12,11 +12,10 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import sys
-import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ._patch import FlashPatchWarning, patch_flash
+from ._patch import apply_patch
 
 PROG = "flash-native"
 INSTALL_HINT = "pip install 'runpod-flash-native[flash]'"
@@ -27,6 +26,10 @@ def _flash_installed() -> bool:
         return importlib.util.find_spec("runpod_flash") is not None
     except (ImportError, ValueError):  # ValueError: sys.modules["runpod_flash"] is None
         return False
+
+
+def _warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
 def _fail(reason: str) -> int:
@@ -86,23 +89,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not _flash_installed():
         return _fail("runpod-flash is not installed")
     with _in_process_cpu_probe():
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", FlashPatchWarning)
-            try:
-                patch_flash()
-            except ImportError as e:  # runpod_flash (or a native module) not importable
-                print(f"{PROG}: error: cannot load runpod-flash: {e}", file=sys.stderr)
-                return 2
-        for w in caught:
-            if issubclass(w.category, FlashPatchWarning):
-                print(f"{PROG}: warning: {w.message}", file=sys.stderr)
-            else:  # not ours: hand back to the normal machinery
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-
+        # flash's own import first, as `flash` does, with the process's warning
+        # machinery untouched: urllib3 and requests install filters at import
+        # that flash's output depends on.
         try:
             from runpod_flash.cli.main import app
         except ImportError as e:  # installed, but broken (one of its dependencies missing)
             return _fail(f"runpod-flash cannot be loaded ({e})")
+        try:
+            apply_patch(_warn)
+        except ImportError as e:  # a native module not importable
+            print(f"{PROG}: error: cannot load runpod-flash: {e}", file=sys.stderr)
+            return 2
 
     args = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -32,6 +32,7 @@ N" or "built-in pattern").
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import logging
 import operator
@@ -270,9 +271,44 @@ def _pick_child_path() -> Callable[[Path, str], Path]:
 _child_path = _pick_child_path()
 
 
-def _log_walk_warnings(warnings: list[tuple[str, int]]) -> None:
+def _denied_path(directory: str, err: int, spec: Any, base: Path | None) -> str | None:
+    """The path flash's walk names for a directory the native walk could not
+    read: flash lists it, skips the names its spec ignores and fails on the
+    first entry it stats, a directory it cannot search, naming that entry.
+    A directory it cannot list is named itself; None when flash stats
+    nothing there (every entry ignored) and so logs nothing."""
+    if err != errno.EACCES or spec is None or base is None:
+        return directory
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return directory
+    for name in names:
+        item = Path(directory, name)
+        if should_ignore(item, spec, base):
+            continue
+        try:
+            os.stat(item)
+        except PermissionError:
+            return os.fspath(item)
+        except OSError:
+            continue
+        return directory  # searchable after all (it changed): name the directory
+    return None
+
+
+def _log_walk_warnings(
+    warnings: list[tuple[str, int]], spec: Any = None, base: str | os.PathLike[str] | None = None
+) -> None:
+    """flash's "Permission denied" record for each directory the walk skipped;
+    with the walk's spec and base, naming the path flash's ``PermissionError``
+    names (:func:`_denied_path`)."""
+    base_path = Path(base) if base is not None else None
     for directory, err in warnings:
-        error = PermissionError(err, os.strerror(err), directory)
+        path = _denied_path(directory, err, spec, base_path)
+        if path is None:
+            continue
+        error = PermissionError(err, os.strerror(err), path)
         log.warning(f"Permission denied: {directory} - {error}")
 
 
@@ -313,7 +349,7 @@ def get_file_tree(
         return files
     with _paused_gc():
         dirs, runs, warnings = _fingerprint.walk_files(str(directory), native, prefix)
-        _log_walk_warnings(warnings)
+        _log_walk_warnings(warnings, native, base)
         return _paths_from_runs(directory, dirs, runs)
 
 

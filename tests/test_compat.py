@@ -199,8 +199,10 @@ def test_patch_flash_applies_cleanly():
             assert active is True
             from runpod_flash.cli.commands import build as b
 
-            assert b.get_file_tree is rfn_ignore.get_file_tree
-            assert b.load_ignore_patterns is rfn_ignore.load_ignore_patterns
+            from runpod_flash_native import _build_hooks
+
+            assert b.get_file_tree is _build_hooks.get_file_tree  # rfn_ignore's walk, cleaning up after a loop
+            assert b.load_ignore_patterns is _build_hooks.load_ignore_patterns  # rfn_ignore's, flash's messages
 
 
 def _make_compat_app(parent: Path) -> Path:

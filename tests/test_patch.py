@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import threading
 import warnings
 from pathlib import Path
 
@@ -28,11 +27,11 @@ from reference import PACKAGE_ROOT, child_env
 EXPECTED_SITES = {
     ("runpod_flash.cli.commands.build", "compute_source_fingerprint"): ("runpod_flash_native._build_hooks", "compute_source_fingerprint"),
     ("runpod_flash.cli.commands.build", "ManifestBuilder"): ("runpod_flash_native._build_hooks", "ManifestBuilder"),
-    ("runpod_flash.cli.commands.build", "load_ignore_patterns"): ("runpod_flash_native.ignore", "load_ignore_patterns"),
-    ("runpod_flash.cli.commands.build", "get_file_tree"): ("runpod_flash_native.ignore", "get_file_tree"),
-    ("runpod_flash.cli.commands.build_utils.scanner", "load_ignore_patterns"): ("runpod_flash_native.ignore", "load_ignore_patterns"),
+    ("runpod_flash.cli.commands.build", "load_ignore_patterns"): ("runpod_flash_native._build_hooks", "load_ignore_patterns"),
+    ("runpod_flash.cli.commands.build", "get_file_tree"): ("runpod_flash_native._build_hooks", "get_file_tree"),
+    ("runpod_flash.cli.commands.build_utils.scanner", "load_ignore_patterns"): ("runpod_flash_native._build_hooks", "load_ignore_patterns"),
     ("runpod_flash.cli.commands.build_utils.scanner", "get_file_tree"): ("runpod_flash_native.ignore", "get_file_tree"),
-    ("runpod_flash.cli.commands.run", "load_ignore_patterns"): ("runpod_flash_native.ignore", "load_ignore_patterns"),
+    ("runpod_flash.cli.commands.run", "load_ignore_patterns"): ("runpod_flash_native._build_hooks", "load_ignore_patterns"),
     ("runpod_flash.cli.commands.run", "get_file_tree"): ("runpod_flash_native.ignore", "get_file_tree"),
     ("runpod_flash.cli.utils.deployment", "_resource_config_for_compare"): ("runpod_flash_native.deployment", "resource_config_for_compare"),
     ("runpod_flash.cli.commands.build", "create_tarball"): ("runpod_flash_native.build", "create_tarball"),
@@ -40,8 +39,6 @@ EXPECTED_SITES = {
     ("runpod_flash.cli.commands.build", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
     ("runpod_flash.cli.commands.build_utils.scanner", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
     ("runpod_flash.stubs.local_modules", "ast"): ("runpod_flash_native._astcache", "flash_ast_imports"),
-    ("runpod_flash.cli.commands.build_utils.scanner", "threading"): ("runpod_flash_native._threadshim", "scanner_threading"),
-    ("runpod_flash.cli.commands.build", "RuntimeScanner"): ("runpod_flash_native._build_hooks", "RuntimeScanner"),
     ("runpod_flash.cli.commands.build", "validate_local_module_imports"): ("runpod_flash_native._validate", "validate_local_module_imports"),
 }
 
@@ -62,8 +59,6 @@ def flash_sites():
     for (module, attr), fn in originals.items():
         if attr == "ast":
             assert fn is ast, (module, attr, fn)
-        elif attr == "threading":
-            assert fn is threading, (module, attr, fn)
         elif attr == "ManifestBuilder":
             assert fn.__module__ == "runpod_flash.cli.commands.build_utils.manifest", (module, attr, fn)
         else:
@@ -394,11 +389,6 @@ spy(nb, "create_tarball")
 spy(nb, "copy_project_files")
 import runpod_flash_native._validate as nv, runpod_flash_native._build_hooks as nh
 spy(nv, "validate_local_module_imports")
-flash_discover = nh._FlashRuntimeScanner.discover_remote_functions
-def discover(self):
-    calls["scan_dont_write_bytecode"] = sys.dont_write_bytecode
-    return flash_discover(self)
-nh._FlashRuntimeScanner.discover_remote_functions = discover
 from runpod_flash_native.flash_cli import main
 rc = main(["build"])
 print("NATIVE-CALLS " + json.dumps(calls))
@@ -452,7 +442,6 @@ def test_e2e_flash_build_vs_flash_native_build(tmp_path):
     assert calls["create_tarball"] == 1
     assert calls["copy_project_files"] == 1
     assert calls["validate_local_module_imports"] == 1
-    assert calls["scan_dont_write_bytecode"] is True
 
     flash_manifest, native_manifest = _manifest(flash_root), _manifest(native_root)
     assert native_manifest["source_fingerprint"] == flash_manifest["source_fingerprint"]

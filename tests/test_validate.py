@@ -10,7 +10,6 @@ import ast
 import contextlib
 import io
 import pathlib
-import shutil
 import threading
 from pathlib import Path
 
@@ -257,41 +256,3 @@ def test_validate_not_patched_calls_flash_directly(tmp_path):
     with pytest.raises(LocalModuleResolutionError, match="b.py"):
         _validate.validate_local_module_imports([root / "a.py"], root)
     _validate.validate_local_module_imports([root / "a.py", root / "b.py"], root)
-
-
-def test_patched_scanner_writes_no_bytecode_and_restores_the_flag(tmp_path, monkeypatch):
-    """The build's scanner (patched) imports every module as flash's does,
-    finds the same functions, and leaves no __pycache__ behind; the process's
-    dont_write_bytecode setting comes back after success and after an error."""
-    import sys
-
-    from runpod_flash.cli.commands.build_utils import scanner as flash_scanner
-
-    from runpod_flash_native import _build_hooks
-
-    root = tmp_path / "app"
-    (root / "pkg").mkdir(parents=True)
-    (root / "pkg" / "__init__.py").write_text("")
-    (root / "pkg" / "util.py").write_text("def f():\n    return 1\n")
-    (root / "worker.py").write_text(
-        "from runpod_flash import Endpoint\nimport pkg.util\n\n"
-        "@Endpoint(name='w', cpu='cpu3c-1-2')\nasync def w(d):\n    return pkg.util.f()\n")
-    monkeypatch.setattr(sys, "dont_write_bytecode", False)
-    plain = [f.function_name for f in flash_scanner.RuntimeScanner(root).discover_remote_functions()]
-    written = list(root.rglob("__pycache__"))
-    assert written  # flash's own scan writes bytecode here
-    for p in written:
-        shutil.rmtree(p)
-    ours = [f.function_name for f in _build_hooks.RuntimeScanner(root).discover_remote_functions()]
-    assert ours == plain == ["w"]
-    assert not list(root.rglob("__pycache__"))
-    assert sys.dont_write_bytecode is False
-
-    def boom(self):
-        assert sys.dont_write_bytecode is True
-        raise RuntimeError("scan failed")
-
-    monkeypatch.setattr(_build_hooks._FlashRuntimeScanner, "discover_remote_functions", boom)
-    with pytest.raises(RuntimeError, match="scan failed"):
-        _build_hooks.RuntimeScanner(root).discover_remote_functions()
-    assert sys.dont_write_bytecode is False
