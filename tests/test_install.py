@@ -282,3 +282,57 @@ def test_windows_is_refused_before_any_compiler_runs(tmp_path: Path):
     ]
     assert not log.exists(), log.read_text()
     assert not (src / "build").exists()
+
+
+def _run_setup_as_darwin(src: Path, tmp_path: Path, otool_output: str | None) -> subprocess.CompletedProcess[str]:
+    """setup.py --name with sys.platform faked to darwin: the libcrypto search
+    runs (it is done before setup()), nothing is compiled but its link probes.
+    pkg-config fails; ``otool -L`` prints ``otool_output`` (None: no otool)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if otool_output is not None:
+        (bin_dir / "otool").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'otool.log'}\n"
+                                       f"cat <<'OUT'\n{otool_output}\nOUT\n")
+        (bin_dir / "otool").chmod(0o755)
+    env = fresh_env()
+    env.update(PATH=f"{bin_dir}:/usr/bin:/bin", PKG_CONFIG="false")
+    # setuptools imported first: its import reads darwin's build configuration
+    fake = ("import runpy, sys, setuptools.command.build_ext; sys.platform = 'darwin'; "
+            "sys.argv = ['setup.py', '--name']; runpy.run_path('setup.py', run_name='__main__')")
+    return subprocess.run([sys.executable, "-c", fake], cwd=src, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(any(os.path.exists(p) for p in ("/opt/homebrew", "/usr/local/opt/openssl@3", "/opt/local")),
+                    reason="a macOS-style OpenSSL prefix exists on this machine")
+def test_macos_without_openssl3_says_what_to_install(tmp_path: Path):
+    src = copy_sources(tmp_path / "checkout")
+    proc = _run_setup_as_darwin(src, tmp_path, otool_output=None)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("error: runpod_flash_native needs OpenSSL 3's libcrypto and none was found"), line
+    assert "brew install openssl@3" in line and "RFN_OPENSSL_PREFIX" in line
+
+
+@pytest.mark.skipif(any(os.path.exists(p) for p in ("/opt/homebrew", "/usr/local/opt/openssl@3", "/opt/local")),
+                    reason="a macOS-style OpenSSL prefix exists on this machine")
+def test_macos_takes_the_libcrypto_pythons_hashlib_links(tmp_path: Path):
+    """No pkg-config, no Homebrew or MacPorts: the libcrypto `otool -L`
+    shows _hashlib linking is used (here this machine's libcrypto.so.3 under
+    a prefix, named as Homebrew names its dylib)."""
+    lib = subprocess.run(["cc", "-print-file-name=libcrypto.so.3"], capture_output=True, text=True).stdout.strip()
+    if not os.path.isabs(lib):
+        pytest.skip("no libcrypto.so.3 on this machine")
+    prefix = tmp_path / "Cellar" / "openssl@3"
+    (prefix / "lib").mkdir(parents=True)
+    (prefix / "lib" / "libcrypto.3.dylib").symlink_to(os.path.realpath(lib))
+    src = copy_sources(tmp_path / "checkout")
+    otool = (f"/x/lib-dynload/_hashlib.so:\n"
+             f"\t{prefix}/lib/libssl.3.dylib (compatibility version 3.0.0, current version 3.0.0)\n"
+             f"\t{prefix}/lib/libcrypto.3.dylib (compatibility version 3.0.0, current version 3.0.0)\n"
+             f"\t/usr/lib/libSystem.B.dylib (compatibility version 1.0.0, current version 1345.100.2)")
+    proc = _run_setup_as_darwin(src, tmp_path, otool_output=otool)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "runpod-flash-native", proc.stdout
+    import _hashlib
+
+    assert (tmp_path / "otool.log").read_text().split() == ["-L", _hashlib.__file__]
