@@ -186,6 +186,53 @@ rfn_copy_touch(int sfd)
 }
 #endif
 
+#ifdef RFN_COPY_FCOPYFILE
+/* fcopyfile's status callback: stop a long copy on Ctrl-C, and never retry a
+ * failed write (COPYFILE_CONTINUE at COPYFILE_ERR would, forever on ENOSPC). */
+static int
+rfn_copy_fcopyfile_status(int what, int stage, copyfile_state_t state, const char *src,
+                          const char *dst, void *ctx)
+{
+    (void)what;
+    (void)state;
+    (void)src;
+    (void)dst;
+    return stage == COPYFILE_ERR || rfn_copy_cancelled(ctx) ? COPYFILE_QUIT : COPYFILE_CONTINUE;
+}
+
+/* shutil._fastcopy_fcopyfile, interruptible. Returns 0, 1 to go on with
+ * read/write (EINVAL, ENOTSUP: copy2 gives up on it too), or -1 with *f
+ * set. */
+static int
+rfn_copy_fcopyfile(rfn_copy_ctx *cx, int sfd, int dfd, rfn_copy_failure *f)
+{
+    copyfile_state_t state = copyfile_state_alloc();   /* NULL: not interruptible, still a copy */
+    if (state != NULL) {
+        copyfile_state_set(state, COPYFILE_STATE_STATUS_CB, (const void *)rfn_copy_fcopyfile_status);
+        copyfile_state_set(state, COPYFILE_STATE_STATUS_CTX, cx);
+    }
+    int rc = fcopyfile(sfd, dfd, state, COPYFILE_DATA);
+    int err = errno;
+    if (state != NULL) {
+        copyfile_state_free(state);
+    }
+    if (rc == 0) {
+        return 0;
+    }
+    if (rfn_copy_cancelled(cx)) {
+        return rfn_copy_set(f, RFN_COPY_INTERRUPTED, 0, RFN_COPY_PATH_BOTH);
+    }
+    if (err != EINVAL && err != ENOTSUP) {
+        return rfn_copy_set(f, RFN_COPY_OS, err, RFN_COPY_PATH_BOTH);
+    }
+    /* What it wrote before giving up is overwritten from the start. */
+    if (lseek(sfd, 0, SEEK_SET) < 0 || lseek(dfd, 0, SEEK_SET) < 0 || ftruncate(dfd, 0) < 0) {
+        return rfn_copy_set(f, RFN_COPY_OS, errno, RFN_COPY_PATH_BOTH);
+    }
+    return 1;
+}
+#endif
+
 static int
 rfn_copy_data(rfn_copy_worker *w, int sfd, int dfd, const struct stat *sst, rfn_copy_failure *f)
 {
@@ -249,18 +296,11 @@ rfn_copy_data(rfn_copy_worker *w, int sfd, int dfd, const struct stat *sst, rfn_
         }
     }
 #elif defined(RFN_COPY_FCOPYFILE)
-    /* shutil._fastcopy_fcopyfile: EINVAL and ENOTSUP give up on it for
-     * read/write, any other error is copy2's. Not for RFN_COPY_READWRITE. */
+    /* Regular files, as on Linux; not for RFN_COPY_READWRITE. */
     if (w->cx->method != RFN_COPY_READWRITE && S_ISREG(sst->st_mode)) {
-        if (fcopyfile(sfd, dfd, NULL, COPYFILE_DATA) == 0) {
-            return 0;
-        }
-        if (errno != EINVAL && errno != ENOTSUP) {
-            return rfn_copy_set(f, RFN_COPY_OS, errno, RFN_COPY_PATH_BOTH);
-        }
-        /* What it wrote before giving up is overwritten from the start. */
-        if (lseek(sfd, 0, SEEK_SET) < 0 || lseek(dfd, 0, SEEK_SET) < 0 || ftruncate(dfd, 0) < 0) {
-            return rfn_copy_set(f, RFN_COPY_OS, errno, RFN_COPY_PATH_BOTH);
+        int rc = rfn_copy_fcopyfile(w->cx, sfd, dfd, f);
+        if (rc <= 0) {
+            return rc;
         }
     }
 #else
