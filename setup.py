@@ -11,10 +11,16 @@ RFN_DEBUG=1         -O0 -g3, asserts kept.
 RFN_PORTABLE=1      use only the portable POSIX code paths (no Linux-only calls).
 
 OpenSSL's headers are not needed: csrc/rfn_evp.h declares the few functions
-used (and is checked against the real headers where they exist). Without a
-prefix, libcrypto is taken from pkg-config when it knows it, else (Linux) the
-runtime library libcrypto.so.3 is linked by file name, so a machine with only
-Debian's libssl3 builds; macOS also looks in Homebrew's openssl@3.
+used (and is checked against the real headers where they exist). Every
+candidate libcrypto must link a call of EVP_MD_fetch (OpenSSL 3.0 and later).
+RFN_OPENSSL_PREFIX is the only one looked at when set: one holding no OpenSSL 3
+is an error naming it. Without it: pkg-config's libcrypto; then on macOS
+Homebrew's openssl@3 (/opt/homebrew, /usr/local), MacPorts' (/opt/local) and
+the libcrypto Python's own _hashlib loads (otool -L); on Linux the runtime
+library libcrypto.so.3 by file name (a machine with only Debian's libssl3
+builds), then -lcrypto. None: one line saying what to install.
+
+Windows is refused with one line before any compiler runs.
 
 A build records its switches and flags in the build directory; when they
 differ from the last build's, every object is rebuilt (a normal build after a
@@ -30,15 +36,30 @@ import sys
 import sysconfig
 from glob import glob
 
-from setuptools import Extension, setup
-from setuptools.command.build_ext import build_ext
+ON_WINDOWS = (
+    "error: runpod_flash_native does not build on Windows (its C core is POSIX); "
+    "install it inside WSL 2 (a Linux distribution) and run flash-native there, "
+    "or keep using runpod-flash's own `flash build` on Windows."
+)
+if sys.platform == "win32":
+    sys.exit(ON_WINDOWS)
+
+from setuptools import Extension, setup  # noqa: E402
+from setuptools.command.build_ext import build_ext  # noqa: E402
 
 NO_LIBCRYPTO = (
     "error: runpod_flash_native needs OpenSSL 3's libcrypto and none was found. "
     "On Debian/Ubuntu: apt-get install libssl3 (already on every standard image); "
-    "on macOS: brew install openssl@3; "
+    "on macOS: brew install openssl@3 (or sudo port install openssl3); "
     "or point RFN_OPENSSL_PREFIX at an OpenSSL 3 installation."
 )
+NO_LIBCRYPTO_DARWIN = (
+    "error: runpod_flash_native needs OpenSSL 3's libcrypto and none was found "
+    "(pkg-config, Homebrew's openssl@3 under /opt/homebrew and /usr/local, MacPorts under /opt/local, "
+    "Python's own _hashlib): brew install openssl@3 (or sudo port install openssl3), "
+    "or point RFN_OPENSSL_PREFIX at an OpenSSL 3 installation."
+)
+DARWIN_PREFIXES = ("/opt/homebrew/opt/openssl@3", "/usr/local/opt/openssl@3", "/opt/local")
 SWITCHES = ("RFN_SANITIZE", "RFN_WERROR", "RFN_DEBUG", "RFN_PORTABLE", "RFN_OPENSSL_PREFIX")
 RECORD_NAME = "rfn-build-switches.json"
 
@@ -47,38 +68,9 @@ def _flag(name):
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _pkg_config_libcrypto():
-    tool = os.environ.get("PKG_CONFIG") or "pkg-config"
-    if shutil.which(tool) is None:
-        return None
-    try:
-        cflags = subprocess.check_output(
-            [tool, "--cflags", "libcrypto"], text=True, stderr=subprocess.DEVNULL
-        ).split()
-        libs = subprocess.check_output(
-            [tool, "--libs", "libcrypto"], text=True, stderr=subprocess.DEVNULL
-        ).split()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return {
-        "include_dirs": [f[2:] for f in cflags if f.startswith("-I")],
-        "library_dirs": [f[2:] for f in libs if f.startswith("-L")],
-        "libraries": [f[2:] for f in libs if f.startswith("-l")] or ["crypto"],
-    }
-
-
-def _prefix_libcrypto(prefix):
-    libdirs = [d for d in (os.path.join(prefix, "lib64"), os.path.join(prefix, "lib")) if os.path.isdir(d)]
-    return {
-        "include_dirs": [os.path.join(prefix, "include")],
-        "library_dirs": libdirs,
-        "libraries": ["crypto"],
-        "runtime_library_dirs": libdirs,
-    }
-
-
 def _links(lib_args):
-    """Can the C compiler link a program calling EVP_MD_fetch with ``lib_args``?"""
+    """Can the C compiler link a program calling EVP_MD_fetch (OpenSSL 3's)
+    with ``lib_args``?"""
     import tempfile
 
     cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
@@ -95,17 +87,105 @@ def _links(lib_args):
     return True
 
 
+def _link_args(found):
+    """The linker arguments of a find_* answer, for _links()."""
+    return ([f"-L{d}" for d in found.get("library_dirs", [])]
+            + [f"-l{lib}" for lib in found.get("libraries", [])]
+            + found.get("extra_link_args", []))
+
+
+def _pkg_config_libcrypto():
+    tool = os.environ.get("PKG_CONFIG") or "pkg-config"
+    if shutil.which(tool) is None:
+        return None
+    try:
+        cflags = subprocess.check_output(
+            [tool, "--cflags", "libcrypto"], text=True, stderr=subprocess.DEVNULL
+        ).split()
+        libs = subprocess.check_output(
+            [tool, "--libs", "libcrypto"], text=True, stderr=subprocess.DEVNULL
+        ).split()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    found = {
+        "include_dirs": [f[2:] for f in cflags if f.startswith("-I")],
+        "library_dirs": [f[2:] for f in libs if f.startswith("-L")],
+        "libraries": [f[2:] for f in libs if f.startswith("-l")] or ["crypto"],
+    }
+    return found if _links(_link_args(found)) else None  # an OpenSSL 1.1 pkg-config knows
+
+
+def _prefix_libcrypto(prefix):
+    """OpenSSL 3's libcrypto under ``prefix`` (lib64/ or lib/), or None."""
+    include = os.path.join(prefix, "include")
+    for libdir in (os.path.join(prefix, "lib64"), os.path.join(prefix, "lib")):
+        if not os.path.isdir(libdir):
+            continue
+        # The run-time search path: distutils has no rpath option on macOS
+        # (conda's libcrypto is named @rpath/libcrypto.3.dylib).
+        darwin = sys.platform == "darwin"
+        common = {
+            "include_dirs": [include] if os.path.isdir(include) else [],
+            "library_dirs": [libdir],
+            "runtime_library_dirs": [] if darwin else [libdir],
+            "extra_link_args": [f"-Wl,-rpath,{libdir}"] if darwin else [],
+        }
+        candidates = [dict(common, libraries=["crypto"])]
+        # Only the versioned runtime library (no libcrypto.so/.dylib link
+        # name): linked by its path.
+        for versioned in ("libcrypto.so.3", "libcrypto.3.dylib"):
+            if os.path.isfile(os.path.join(libdir, versioned)):
+                path = os.path.join(libdir, versioned)
+                candidates.append(dict(common, extra_link_args=common["extra_link_args"] + [path]))
+        for found in candidates:
+            if _links(_link_args(found)):
+                return found
+    return None
+
+
+def _hashlib_libcrypto_prefix():
+    """macOS: the prefix of the libcrypto Python's own _hashlib links, or None
+    (python.org's builds link OpenSSL statically: no libcrypto to name)."""
+    try:
+        import _hashlib
+    except ImportError:
+        return None
+    try:
+        out = subprocess.run(["otool", "-L", _hashlib.__file__], capture_output=True, text=True,
+                             check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    for line in out.splitlines()[1:]:
+        path = line.strip().split(" (", 1)[0]
+        if os.path.basename(path).startswith("libcrypto."):
+            if path.startswith("@"):  # @rpath/... (conda): the library sits in sys.prefix/lib
+                return sys.prefix
+            return os.path.dirname(os.path.dirname(path))
+    return None
+
+
 def find_libcrypto():
     prefix = os.environ.get("RFN_OPENSSL_PREFIX")
     if prefix:
-        return _prefix_libcrypto(prefix)
+        if not os.path.isdir(prefix):
+            why = "no such directory"
+        else:
+            found = _prefix_libcrypto(prefix)
+            if found is not None:
+                return found
+            why = "no libcrypto in its lib64/ or lib/ provides EVP_MD_fetch"
+        sys.exit(f"error: RFN_OPENSSL_PREFIX={prefix} holds no OpenSSL 3 ({why}); "
+                 "point it at an OpenSSL 3 installation (the directory holding lib/), or unset it.")
     found = _pkg_config_libcrypto()
     if found is not None:
         return found
     if sys.platform == "darwin":
-        for brew in ("/opt/homebrew/opt/openssl@3", "/usr/local/opt/openssl@3"):
-            if os.path.isdir(brew):
-                return _prefix_libcrypto(brew)
+        for brew in DARWIN_PREFIXES + (_hashlib_libcrypto_prefix(),):
+            if brew and os.path.isdir(brew):
+                found = _prefix_libcrypto(brew)
+                if found is not None:
+                    return found
+        sys.exit(NO_LIBCRYPTO_DARWIN)
     if _links(["-l:libcrypto.so.3"]):
         # The runtime library alone (no libcrypto.so symlink from libssl-dev).
         return {"extra_link_args": ["-l:libcrypto.so.3"]}

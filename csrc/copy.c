@@ -5,12 +5,18 @@
  *   2. stat(src), stat(dst): same device and inode -> SAME; a FIFO -> FIFO
  *   3. open(src) (a directory: EISDIR), open(dst) for writing: O_EXCL first,
  *      so we know whether this copy created it, else O_TRUNC as copy2 opens
- *   4. the data: FICLONE (reflink), copy_file_range in the kernel, read/write
+ *   4. the data: Linux FICLONE (reflink), copy_file_range in the kernel;
+ *      macOS fcopyfile(COPYFILE_DATA), as copy2 there; then read/write
  *   5. stat(src) by path, as copystat does; a different inode than the one
  *      copied -> CHANGED (copy2 would put the new file's metadata on the old
  *      content); then on the destination descriptor: futimens(atime, mtime),
- *      the extended attributes, fchmod(mode & 07777) last (read-only modes
- *      would refuse the xattrs otherwise)
+ *      the extended attributes (Linux only: copy2 copies them nowhere else),
+ *      fchmod(mode & 07777) (read-only modes would refuse the xattrs
+ *      otherwise), and where stat has st_flags (macOS, FreeBSD) fchflags, its
+ *      EOPNOTSUPP/ENOTSUP ignored as copystat ignores them
+ *
+ * RFN_PORTABLE=1 leaves read/write as the only data path (on macOS too); the
+ * metadata steps are copy2's result, so they stay in every build.
  *
  * Workers claim jobs in list order; after a failure at index k no job past k
  * is started, so every job before k completes and the first failure in list
@@ -26,7 +32,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -43,6 +48,16 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #define RFN_COPY_KERNEL 1
+#endif
+
+#if defined(__APPLE__) && !defined(RFN_PORTABLE)
+#include <copyfile.h>
+#define RFN_COPY_FCOPYFILE 1
+#endif
+
+/* copystat's chflags(dst, st.st_flags): where struct stat has st_flags. */
+#if defined(__APPLE__) || defined(__FreeBSD__)
+#define RFN_COPY_FLAGS 1
 #endif
 
 #define RFN_COPY_CHUNK ((size_t)8 << 20)    /* copy_file_range per call: ~5 ms */
@@ -171,6 +186,53 @@ rfn_copy_touch(int sfd)
 }
 #endif
 
+#ifdef RFN_COPY_FCOPYFILE
+/* fcopyfile's status callback: stop a long copy on Ctrl-C, and never retry a
+ * failed write (COPYFILE_CONTINUE at COPYFILE_ERR would, forever on ENOSPC). */
+static int
+rfn_copy_fcopyfile_status(int what, int stage, copyfile_state_t state, const char *src,
+                          const char *dst, void *ctx)
+{
+    (void)what;
+    (void)state;
+    (void)src;
+    (void)dst;
+    return stage == COPYFILE_ERR || rfn_copy_cancelled(ctx) ? COPYFILE_QUIT : COPYFILE_CONTINUE;
+}
+
+/* shutil._fastcopy_fcopyfile, interruptible. Returns 0, 1 to go on with
+ * read/write (EINVAL, ENOTSUP: copy2 gives up on it too), or -1 with *f
+ * set. */
+static int
+rfn_copy_fcopyfile(rfn_copy_ctx *cx, int sfd, int dfd, rfn_copy_failure *f)
+{
+    copyfile_state_t state = copyfile_state_alloc();   /* NULL: not interruptible, still a copy */
+    if (state != NULL) {
+        copyfile_state_set(state, COPYFILE_STATE_STATUS_CB, (const void *)rfn_copy_fcopyfile_status);
+        copyfile_state_set(state, COPYFILE_STATE_STATUS_CTX, cx);
+    }
+    int rc = fcopyfile(sfd, dfd, state, COPYFILE_DATA);
+    int err = errno;
+    if (state != NULL) {
+        copyfile_state_free(state);
+    }
+    if (rc == 0) {
+        return 0;
+    }
+    if (rfn_copy_cancelled(cx)) {
+        return rfn_copy_set(f, RFN_COPY_INTERRUPTED, 0, RFN_COPY_PATH_BOTH);
+    }
+    if (err != EINVAL && err != ENOTSUP) {
+        return rfn_copy_set(f, RFN_COPY_OS, err, RFN_COPY_PATH_BOTH);
+    }
+    /* What it wrote before giving up is overwritten from the start. */
+    if (lseek(sfd, 0, SEEK_SET) < 0 || lseek(dfd, 0, SEEK_SET) < 0 || ftruncate(dfd, 0) < 0) {
+        return rfn_copy_set(f, RFN_COPY_OS, errno, RFN_COPY_PATH_BOTH);
+    }
+    return 1;
+}
+#endif
+
 static int
 rfn_copy_data(rfn_copy_worker *w, int sfd, int dfd, const struct stat *sst, rfn_copy_failure *f)
 {
@@ -231,6 +293,14 @@ rfn_copy_data(rfn_copy_worker *w, int sfd, int dfd, const struct stat *sst, rfn_
                 }
                 return rfn_copy_set(f, RFN_COPY_OS, errno, RFN_COPY_PATH_BOTH);
             }
+        }
+    }
+#elif defined(RFN_COPY_FCOPYFILE)
+    /* Regular files, as on Linux; not for RFN_COPY_READWRITE. */
+    if (w->cx->method != RFN_COPY_READWRITE && S_ISREG(sst->st_mode)) {
+        int rc = rfn_copy_fcopyfile(w->cx, sfd, dfd, f);
+        if (rc <= 0) {
+            return rc;
         }
     }
 #else
@@ -424,7 +494,7 @@ rfn_copy_one(rfn_copy_worker *w, rfn_copy_job *job, rfn_copy_failure *f)
         rfn_copy_set(f, RFN_COPY_CHANGED, 0, RFN_COPY_PATH_SRC);
         goto exit;
     }
-    struct timespec times[2] = {after.st_atim, after.st_mtim};
+    struct timespec times[2] = {RFN_ST_ATIM(&after), RFN_ST_MTIM(&after)};
     if (futimens(dfd, times) < 0) {
         rfn_copy_set(f, RFN_COPY_OS, errno, RFN_COPY_PATH_DST);
         goto exit;
@@ -438,6 +508,12 @@ rfn_copy_one(rfn_copy_worker *w, rfn_copy_job *job, rfn_copy_failure *f)
         rfn_copy_set(f, RFN_COPY_OS, errno, RFN_COPY_PATH_DST);
         goto exit;
     }
+#ifdef RFN_COPY_FLAGS
+    if (fchflags(dfd, after.st_flags) < 0 && errno != EOPNOTSUPP && errno != ENOTSUP) {
+        rfn_copy_set(f, RFN_COPY_OS, errno, RFN_COPY_PATH_DST);
+        goto exit;
+    }
+#endif
     int rc = close(dfd);
     dfd = -1;
     if (rc < 0 && errno != EINTR) {
@@ -502,23 +578,6 @@ rfn_copy_worker_main(void *arg)
     pthread_cond_signal(&cx->idle);
     pthread_mutex_unlock(&cx->lock);
     return NULL;
-}
-
-/* Workers start with asynchronous signals blocked: Ctrl-C goes to a Python
- * thread (the caller polls for it). */
-static int
-rfn_copy_thread_start(pthread_t *t, rfn_copy_worker *w)
-{
-    sigset_t all, old;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int err = pthread_create(t, NULL, rfn_copy_worker_main, w);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return err;
 }
 
 /* Big files first (largest first), then the rest in list order: a big file
@@ -663,7 +722,7 @@ rfn_copy_pool(rfn_copy_ctx *cx, size_t first, unsigned nthreads, const rfn_copy_
     for (unsigned t = 0; t < nthreads; t++) {
         workers[t].cx = cx;
         cx->running++;
-        int err = rfn_copy_thread_start(&threads[t], &workers[t]);
+        int err = rfn_thread_start(&threads[t], rfn_copy_worker_main, &workers[t]);
         if (err != 0) {
             cx->running--;
             if (started == 0) {

@@ -3,11 +3,12 @@
  *
  * Each job is one copy2(src, dst): a directory dst receives
  * dst/basename(src); same file -> RFN_COPY_SAME; a FIFO on either side ->
- * RFN_COPY_FIFO; the content (FICLONE, else copy_file_range, else
- * read/write), then from a stat of the source path taken after the copy:
- * atime/mtime in ns, the extended attributes (Linux; errors copy2 ignores are
- * ignored), the permission bits. Several worker threads take the jobs in list
- * order; the first failing job in list order is reported, and every job
+ * RFN_COPY_FIFO; the content (Linux: FICLONE, else copy_file_range; macOS:
+ * fcopyfile; then read/write), then from a stat of the source path taken
+ * after the copy: atime/mtime in ns, the extended attributes (Linux, as copy2;
+ * errors copy2 ignores are ignored), the permission bits, and st_flags where
+ * stat has them (macOS, FreeBSD). Several worker threads take the jobs in
+ * list order; the first failing job in list order is reported, and every job
  * before it is completed. */
 #ifndef RFN_COPY_H
 #define RFN_COPY_H
@@ -34,8 +35,8 @@ enum rfn_copy_path {
 
 /* Content copy methods, for tests and measurements. */
 enum rfn_copy_method {
-    RFN_COPY_AUTO = 0,      /* FICLONE, then copy_file_range, then read/write (Linux) */
-    RFN_COPY_RANGE = 1,     /* copy_file_range, then read/write */
+    RFN_COPY_AUTO = 0,      /* Linux: FICLONE, then copy_file_range; macOS: fcopyfile; then read/write */
+    RFN_COPY_RANGE = 1,     /* Linux: copy_file_range; macOS: fcopyfile; then read/write */
     RFN_COPY_READWRITE = 2, /* read/write only */
 };
 
@@ -75,7 +76,7 @@ int rfn_copy_run(rfn_copy_job *jobs, size_t n, const rfn_copy_opts *opts, rfn_co
 void rfn_copy_jobs_release(rfn_copy_job *jobs, size_t n);
 
 /* 1 when this build uses FICLONE and copy_file_range (Linux, not
- * RFN_PORTABLE), else 0 (read/write only). */
+ * RFN_PORTABLE), else 0 (read/write only, or macOS's fcopyfile). */
 int rfn_copy_kernel_paths(void);
 
 #endif

@@ -29,6 +29,30 @@
                                               (and every RFN_WAIT_POLL_NS, os.h) */
 #define RFN_PSEUDO_MAX (256u << 20)          /* a kernel pseudo file is read whole, up to this */
 
+/* ---- the read counter -------------------------------------------------------- */
+
+/* Bytes the hash stream has read, process-wide: the progress line's "bytes
+ * done" where the kernel keeps no count of a process's reads (Linux's
+ * /proc/self/io rchar; macOS has none). */
+static uint64_t rfn_read_total;
+
+uint64_t
+rfn_hash_bytes_read(void)
+{
+    return __atomic_load_n(&rfn_read_total, __ATOMIC_RELAXED);
+}
+
+/* read(2), counted. */
+static ssize_t
+rfn_read_counted(int fd, void *buf, size_t len)
+{
+    ssize_t got = read(fd, buf, len);
+    if (got > 0) {
+        __atomic_fetch_add(&rfn_read_total, (uint64_t)got, __ATOMIC_RELAXED);
+    }
+    return got;
+}
+
 /* ---- feeds ---------------------------------------------------------------- */
 
 static const rfn_source *
@@ -135,7 +159,7 @@ rfn_produce_content(rfn_sink *sink, int fd, const struct stat *before, size_t in
         }
         size_t space = sink->cap - sink->fill;
         size_t want = space > remaining ? (size_t)remaining + 1 : space;
-        ssize_t got = read(fd, sink->buf + sink->fill, want);
+        ssize_t got = rfn_read_counted(fd, sink->buf + sink->fill, want);
         if (got < 0) {
             if (errno == EINTR) {
                 continue;
@@ -160,7 +184,7 @@ rfn_produce_content(rfn_sink *sink, int fd, const struct stat *before, size_t in
         unsigned char extra;
         ssize_t got;
         do {
-            got = read(fd, &extra, 1);
+            got = rfn_read_counted(fd, &extra, 1);
         } while (got < 0 && errno == EINTR);
         if (got < 0) {
             rfn_fail_os(fail, index, errno);
@@ -207,7 +231,7 @@ rfn_produce_pseudo(rfn_sink *sink, int fd, const rfn_source *src, size_t index, 
             buf = bigger;
             cap *= 2;
         }
-        ssize_t got = read(fd, buf + len, cap - len);
+        ssize_t got = rfn_read_counted(fd, buf + len, cap - len);
         if (got < 0) {
             if (errno == EINTR) {
                 continue;

@@ -114,4 +114,8 @@ int rfn_fingerprint_stream(const EVP_MD *md, size_t nreaders, rfn_source_feed *f
                            uint64_t total_hint, const rfn_poller *poll,
                            unsigned char digest[RFN_SHA256_LEN], rfn_failure *fail);
 
+/* Bytes every fingerprint stream of this process has read so far (all
+ * threads; only grows). */
+uint64_t rfn_hash_bytes_read(void);
+
 #endif /* RFN_HASH_H */

@@ -146,10 +146,13 @@ size_t rfn_stack_avail(void);
  * no blocks and at most a page, which reads the same either way. */
 int rfn_is_pseudo_file(int fd, const struct stat *st);
 
-/* st's modification time, nanoseconds part and seconds. */
+/* st's access and modification times (struct timespec: seconds and
+ * nanoseconds); macOS names the fields st_atimespec and st_mtimespec. */
 #if defined(__APPLE__)
+#define RFN_ST_ATIM(st) ((st)->st_atimespec)
 #define RFN_ST_MTIM(st) ((st)->st_mtimespec)
 #else
+#define RFN_ST_ATIM(st) ((st)->st_atim)
 #define RFN_ST_MTIM(st) ((st)->st_mtim)
 #endif
 

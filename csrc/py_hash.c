@@ -109,7 +109,18 @@ rfn_set_reader_threads(PyObject *module, PyObject *arg)
     return PyLong_FromLong(__atomic_exchange_n(&st->reader_threads, n, __ATOMIC_RELAXED));
 }
 
+/* _bytes_read() -> bytes the native hash has read in this process (the
+ * progress line's counter where there is no /proc/self/io). */
+static PyObject *
+rfn_bytes_read(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLongLong(rfn_hash_bytes_read());
+}
+
 static PyMethodDef rfn_hash_methods[] = {
+    {"_bytes_read", rfn_bytes_read, METH_NOARGS,
+     "_bytes_read()\n--\n\n"
+     "-> bytes the native hash has read in this process so far."},
     {"_set_reader_threads", rfn_set_reader_threads, METH_O,
      "_set_reader_threads(n, /)\n--\n\n"
      "-> previous n: reader threads of the threaded hash, 0 = default (CPUs + 1)."},

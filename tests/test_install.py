@@ -201,3 +201,138 @@ def test_source_tree_without_extension_says_so(tmp_path: Path, how: list[str]):
     proc = subprocess.run([sys.executable, "-S", *how], cwd=src, env=env, capture_output=True, text=True, timeout=60)
     last = proc.stderr.strip().splitlines()[-1]
     assert "is not built in" in last and "pip install ." in last and "build_ext --inplace" in last, last
+
+
+def readelf_dynamic(so: Path, tag: str) -> list[str]:
+    out = subprocess.run(["readelf", "-d", str(so)], capture_output=True, text=True, check=True).stdout
+    return re.findall(rf"\({tag}\)\s+\S+ \S+: \[([^\]]+)\]", out)
+
+
+def setup_py_error(src: Path, **switches: str) -> str:
+    """setup.py's failure, asserted to be one line on stderr with nothing
+    built; returns that line."""
+    proc = build_inplace(src, **switches)
+    assert proc.returncode != 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert not list((src / "runpod_flash_native").glob("_fingerprint*.so"))
+    return lines[0]
+
+
+def test_openssl_prefix_holding_no_openssl3_is_an_error(tmp_path: Path):
+    """A typo'd RFN_OPENSSL_PREFIX, or one holding an older libcrypto (here a
+    libcrypto.so without EVP_MD_fetch), stops the build with one line naming
+    the prefix, instead of building silently against the system's."""
+    src = copy_sources(tmp_path / "checkout")
+    missing = tmp_path / "no-such-openssl"
+    line = setup_py_error(src, RFN_OPENSSL_PREFIX=str(missing))
+    assert line.startswith(f"error: RFN_OPENSSL_PREFIX={missing} holds no OpenSSL 3 (no such directory)"), line
+
+    old = tmp_path / "openssl-1.1"
+    (old / "lib").mkdir(parents=True)
+    (old / "old.c").write_text("int EVP_MD_CTX_create(void) { return 0; }\n")
+    subprocess.run(["cc", "-shared", "-fPIC", str(old / "old.c"), "-o", str(old / "lib" / "libcrypto.so")], check=True)
+    line = setup_py_error(src, RFN_OPENSSL_PREFIX=str(old))
+    assert line.startswith(f"error: RFN_OPENSSL_PREFIX={old} holds no OpenSSL 3 "
+                           "(no libcrypto in its lib64/ or lib/ provides EVP_MD_fetch)"), line
+    assert "unset it" in line
+
+
+def test_openssl_prefix_with_only_the_runtime_library_builds(tmp_path: Path):
+    """A prefix whose lib/ holds only libcrypto.so.3 (no libcrypto.so link
+    name, no headers): the extension links it by path, needs libcrypto.so.3
+    and finds it through the prefix's run path."""
+    lib = subprocess.run(["cc", "-print-file-name=libcrypto.so.3"], capture_output=True, text=True).stdout.strip()
+    if not os.path.isabs(lib):
+        pytest.skip("no libcrypto.so.3 on this machine")
+    prefix = tmp_path / "openssl3"
+    (prefix / "lib").mkdir(parents=True)
+    (prefix / "lib" / "libcrypto.so.3").symlink_to(os.path.realpath(lib))
+    src = copy_sources(tmp_path / "checkout")
+    proc = build_inplace(src, RFN_OPENSSL_PREFIX=str(prefix))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [so] = list((src / "runpod_flash_native").glob("_fingerprint*.so"))
+    assert "libcrypto.so.3" in needed_libs(so)
+    assert str(prefix / "lib") in ":".join(readelf_dynamic(so, "RUNPATH") + readelf_dynamic(so, "RPATH"))
+
+
+def test_windows_is_refused_before_any_compiler_runs(tmp_path: Path):
+    """setup.py on Windows (sys.platform faked): one line saying it is not
+    supported and what to use instead; no compiler, pkg-config or linker
+    probe has run (each is a recorder here)."""
+    src = copy_sources(tmp_path / "checkout")
+    log = tmp_path / "ran.log"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("cc", "gcc", "clang", "pkg-config", "ld", "otool"):
+        recorder = bin_dir / tool
+        recorder.write_text(f"#!/bin/sh\necho {tool} \"$@\" >> {log}\nexit 1\n")
+        recorder.chmod(0o755)
+    env = fresh_env()
+    env.update(PATH=f"{bin_dir}:{env.get('PATH', '')}", CC=str(bin_dir / "cc"), PKG_CONFIG=str(bin_dir / "pkg-config"))
+    fake = ("import runpy, sys; sys.platform = 'win32'; sys.argv = ['setup.py', 'build_ext', '--inplace']; "
+            "runpy.run_path('setup.py', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", fake], cwd=src, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        "error: runpod_flash_native does not build on Windows (its C core is POSIX); "
+        "install it inside WSL 2 (a Linux distribution) and run flash-native there, "
+        "or keep using runpod-flash's own `flash build` on Windows."
+    ]
+    assert not log.exists(), log.read_text()
+    assert not (src / "build").exists()
+
+
+def _run_setup_as_darwin(src: Path, tmp_path: Path, otool_output: str | None) -> subprocess.CompletedProcess[str]:
+    """setup.py --name with sys.platform faked to darwin: the libcrypto search
+    runs (it is done before setup()), nothing is compiled but its link probes.
+    pkg-config fails; ``otool -L`` prints ``otool_output`` (None: no otool)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if otool_output is not None:
+        (bin_dir / "otool").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'otool.log'}\n"
+                                       f"cat <<'OUT'\n{otool_output}\nOUT\n")
+        (bin_dir / "otool").chmod(0o755)
+    env = fresh_env()
+    env.update(PATH=f"{bin_dir}:/usr/bin:/bin", PKG_CONFIG="false")
+    # setuptools imported first: its import reads darwin's build configuration
+    fake = ("import runpy, sys, setuptools.command.build_ext; sys.platform = 'darwin'; "
+            "sys.argv = ['setup.py', '--name']; runpy.run_path('setup.py', run_name='__main__')")
+    return subprocess.run([sys.executable, "-c", fake], cwd=src, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(any(os.path.exists(p) for p in ("/opt/homebrew", "/usr/local/opt/openssl@3", "/opt/local")),
+                    reason="a macOS-style OpenSSL prefix exists on this machine")
+def test_macos_without_openssl3_says_what_to_install(tmp_path: Path):
+    src = copy_sources(tmp_path / "checkout")
+    proc = _run_setup_as_darwin(src, tmp_path, otool_output=None)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("error: runpod_flash_native needs OpenSSL 3's libcrypto and none was found"), line
+    assert "brew install openssl@3" in line and "RFN_OPENSSL_PREFIX" in line
+
+
+@pytest.mark.skipif(any(os.path.exists(p) for p in ("/opt/homebrew", "/usr/local/opt/openssl@3", "/opt/local")),
+                    reason="a macOS-style OpenSSL prefix exists on this machine")
+def test_macos_takes_the_libcrypto_pythons_hashlib_links(tmp_path: Path):
+    """No pkg-config, no Homebrew or MacPorts: the libcrypto `otool -L`
+    shows _hashlib linking is used (here this machine's libcrypto.so.3 under
+    a prefix, named as Homebrew names its dylib)."""
+    lib = subprocess.run(["cc", "-print-file-name=libcrypto.so.3"], capture_output=True, text=True).stdout.strip()
+    if not os.path.isabs(lib):
+        pytest.skip("no libcrypto.so.3 on this machine")
+    prefix = tmp_path / "Cellar" / "openssl@3"
+    (prefix / "lib").mkdir(parents=True)
+    (prefix / "lib" / "libcrypto.3.dylib").symlink_to(os.path.realpath(lib))
+    src = copy_sources(tmp_path / "checkout")
+    otool = (f"/x/lib-dynload/_hashlib.so:\n"
+             f"\t{prefix}/lib/libssl.3.dylib (compatibility version 3.0.0, current version 3.0.0)\n"
+             f"\t{prefix}/lib/libcrypto.3.dylib (compatibility version 3.0.0, current version 3.0.0)\n"
+             f"\t/usr/lib/libSystem.B.dylib (compatibility version 1.0.0, current version 1345.100.2)")
+    proc = _run_setup_as_darwin(src, tmp_path, otool_output=otool)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "runpod-flash-native", proc.stdout
+    import _hashlib
+
+    assert (tmp_path / "otool.log").read_text().split() == ["-L", _hashlib.__file__]

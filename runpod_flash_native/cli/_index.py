@@ -33,7 +33,7 @@ def _hash_files(paths: Sequence[Path]) -> list[tuple[int, str]]:
 
     if not paths:
         return []
-    with Guard(paths[0].parent), Progress("indexing", paths), ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+    with Guard(paths[0].parent), Progress("indexing", paths, native=False), ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         return list(pool.map(_file_sha256, paths))
 
 

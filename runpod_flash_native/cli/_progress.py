@@ -31,10 +31,9 @@ def _human_duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
 
 
-def _bytes_read() -> int | None:
-    """Bytes this process has read so far (Linux: ``rchar`` of /proc/self/io),
-    or None where the kernel does not say. The native hash is one call that
-    releases the GIL, so this is how its progress shows from outside."""
+def _proc_rchar() -> int | None:
+    """Bytes this process has read so far: ``rchar`` of /proc/self/io
+    (Linux), None where the kernel does not say."""
     try:
         with open("/proc/self/io", "rb") as fh:
             for line in fh:
@@ -43,6 +42,19 @@ def _bytes_read() -> int | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def _bytes_read(native: bool) -> int | None:
+    """The process's read counter (/proc/self/io); where there is none (macOS),
+    the extension's count of what its hash read when ``native`` (the reads to
+    follow are its), else None. The native hash is one call that releases the
+    GIL, so this is how its progress shows from outside."""
+    rchar = _proc_rchar()
+    if rchar is not None or not native:
+        return rchar
+    from .. import _fingerprint
+
+    return _fingerprint._bytes_read()
 
 
 class Progress:
@@ -58,10 +70,12 @@ class Progress:
 
     SPIN = "|/-\\"
 
-    def __init__(self, label: str, files: Sequence[Path] | None = None, *, reads: bool = False) -> None:
+    def __init__(self, label: str, files: Sequence[Path] | None = None, *, reads: bool = False,
+                 native: bool = True) -> None:
         self.label = label
         self.files = files
         self.reads = reads  # files not known in advance: show the bytes read so far
+        self.native = native  # the extension does the reading (its counter stands in for /proc/self/io)
         self.enabled = _stderr_is_tty()
         self.delay = _progress_delay()
         self._done = threading.Event()
@@ -73,7 +87,7 @@ class Progress:
 
     def __enter__(self) -> Progress:
         self._start = time.monotonic()
-        self._read0 = _bytes_read() if self.enabled and (self.files is not None or self.reads) else None
+        self._read0 = _bytes_read(self.native) if self.enabled and (self.files is not None or self.reads) else None
         if self.enabled:
             self._thread = threading.Thread(target=self._run, name="rfn-progress", daemon=True)
             self._thread.start()
@@ -107,7 +121,7 @@ class Progress:
     def _read_bytes(self) -> int | None:
         if self._read0 is None:
             return None
-        now = _bytes_read()
+        now = _bytes_read(self.native)
         return None if now is None else max(0, now - self._read0)
 
     def _done_bytes(self) -> int | None:
