@@ -84,3 +84,21 @@ def test_ctrl_c_during_index_stops_as_promptly_as_without(project: Path, tmp_pat
     assert indexed - plain < full / 8, (indexed, plain, full)
     assert not index.exists()
     assert not list(tmp_path.glob(".index.json.*"))
+
+
+# ---------------------------------------------------------------------------
+# 2. --index naming a directory
+
+
+def test_index_naming_a_directory_is_one_line_and_leaves_nothing(project: Path, tmp_path: Path):
+    target = tmp_path / "indexes"
+    target.mkdir()
+    before = sorted(tmp_path.rglob("*"))
+    line = assert_one_line_error(run("fingerprint", project, "--index", target), str(target), "is a directory")
+    assert str(target / "source_index.json") in line  # the fix: name a file
+    assert ".tmp" not in line
+    assert sorted(tmp_path.rglob("*")) == before  # no temporary file left, nothing written
+    # status reading it: the same kind of line
+    write_manifest(project, flash_fingerprint(project))
+    assert_one_line_error(run("status", project, "--index", target), str(target), "is a directory")
+

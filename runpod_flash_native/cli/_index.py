@@ -84,6 +84,17 @@ def build_index(root: Path, files: Sequence[Path]) -> tuple[str, dict[str, Any]]
     raise CliError(f"{show(changed[0])}: kept changing while the index was written; try again")
 
 
+def index_target(raw: str) -> Path:
+    """The file ``fingerprint --index`` writes, checked before any hashing."""
+    path = Path(raw).absolute()
+    if path.is_dir():
+        raise CliError(
+            f"{show(raw)}: is a directory; --index takes the file to write "
+            f"(for example {show(os.path.join(raw, 'source_index.json'))})"
+        )
+    return path
+
+
 def load_index(path: Path) -> dict[str, Any]:
     data = read_json(path, "index")
     if not (
