@@ -771,7 +771,7 @@ def test_each_help_lists_only_its_exit_codes():
     for cmd, text in helps.items():
         codes = text.split("exit codes:", 1)[1].split("\n\n", 1)[0]
         listed = [line.split()[0] for line in codes.splitlines() if line.startswith("  ") and line.split()[0].isdigit()]
-        assert listed == (["0", "1", "2", "130"] if cmd == "status" else ["0", "2", "130"]), (cmd, codes)
+        assert listed == (["0", "1", "2", "130", "141"] if cmd == "status" else ["0", "2", "130", "141"]), (cmd, codes)
         if cmd != "status":
             assert "`status`" not in codes and "roll" not in codes, (cmd, codes)
 

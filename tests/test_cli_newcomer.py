@@ -6,6 +6,7 @@ stdout, and the smaller rough edges. Driven in subprocesses as a user would."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -102,3 +103,56 @@ def test_index_naming_a_directory_is_one_line_and_leaves_nothing(project: Path, 
     write_manifest(project, flash_fingerprint(project))
     assert_one_line_error(run("status", project, "--index", target), str(target), "is a directory")
 
+
+
+# ---------------------------------------------------------------------------
+# 6. one rule for a closed stdout
+
+
+def _run_with_closed_stdout(how: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``pipe``: stdout is a pipe whose reader has already left (every write
+    fails, as after `| head` is done); ``closed``: no fd 1 at all (`>&-`)."""
+    cmd = [sys.executable, "-m", "runpod_flash_native", *map(str, args)]
+    if how == "closed":
+        return subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", *cmd], cwd=PACKAGE_ROOT, env=_env(),
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        return subprocess.run(cmd, cwd=PACKAGE_ROOT, env=_env(), stdout=w, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    finally:
+        os.close(w)
+
+
+@pytest.mark.parametrize("how", ["pipe", "closed"])
+@pytest.mark.parametrize("mode", ["text", "json"])
+def test_closed_stdout_is_exit_141_and_silent_everywhere(project: Path, tmp_path: Path, how: str, mode: str):
+    write_manifest(project, flash_fingerprint(project))
+    local = write(tmp_path, "local.json", json.dumps({"source_fingerprint": "a", "resources": {}}))
+    flag = ["--json"] if mode == "json" else []
+    commands = [
+        ["fingerprint", project], ["files", project], ["status", project], ["plan", local, local],
+        ["fingerprint", project, "--index", tmp_path / "i.json"],
+    ]
+    if mode == "text":
+        commands += [["--help"], ["--version"], ["status", "--help"]]
+    for args in commands:
+        proc = _run_with_closed_stdout(how, *flag, *args)
+        assert (proc.returncode, proc.stderr) == (141, ""), (args, proc.returncode, proc.stderr)
+    write(project, "worker.py", "changed\n")  # status would exit 1: a closed stdout still wins
+    proc = _run_with_closed_stdout(how, *flag, "status", project)
+    assert (proc.returncode, proc.stderr) == (141, ""), proc.stderr
+
+
+@pytest.mark.parametrize("how", ["pipe", "closed"])
+def test_closed_stdout_keeps_a_failure_exit_2(tmp_path: Path, how: str):
+    for flag in ([], ["--json"]):
+        proc = _run_with_closed_stdout(how, *flag, "fingerprint", tmp_path / "missing")
+        assert_one_line_error(proc, str(tmp_path / "missing"))
+
+
+def test_help_documents_the_closed_stdout_rule():
+    for args in (["--help"], ["files", "--help"]):
+        text = run(*args).stdout
+        assert re.search(r"^  141 +stdout closed", text, re.M), text

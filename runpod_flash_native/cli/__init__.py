@@ -78,18 +78,22 @@ def _main(argv: list[str], as_json: bool) -> int:
         e.parser.print_usage(sys.stderr)
         sys.stderr.write(f"{e.parser.prog}: error: {e}\n")
         return _report.print_failure(f"usage: {e}", EXIT_ERROR, command, as_json)
+    except BrokenPipeError:  # --help / --version into a closed stdout
+        _report.silence_stdout()
+        return EXIT_BROKEN_PIPE
     as_json = bool(getattr(args, "json", False))
     command = args.command
     try:
         code = _report.print_report(args.func(args), as_json)
         with _report.stdout_guard():
-            sys.stdout.flush()
+            _report.stdout().flush()
         return code
     except KeyboardInterrupt:
         sys.stderr.write(f"\n{PROG}: interrupted\n")
         return _report.print_failure("interrupted", EXIT_INTERRUPTED, command, as_json)
     except BrokenPipeError:
-        # stdout closed early (`| head`): not an error worth a message.
+        # The one rule for a closed stdout (README "Exit codes"): stop
+        # silently with 141, whatever the command and mode.
         _report.silence_stdout()
         return EXIT_BROKEN_PIPE
     except Exception as e:  # noqa: BLE001 - every failure is one line, exit 2

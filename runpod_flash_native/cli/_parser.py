@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 from ._common import DEBUG_ENV, DEFAULT_INDEX_RELPATH, PROG, PROGRESS_DELAY_ENV
 from .commands import files, fingerprint, plan, status
@@ -24,6 +25,9 @@ _EXIT_COMMON = [
     ("2", "usage error, or the command failed (one line on stderr:\n"
           f'       "{PROG}: error: <message naming the path>")'),
     ("130", "interrupted (Ctrl-C)"),
+    ("141", "stdout closed before all output was written (`| head`, `>&-`): nothing\n"
+            "       more is printed; output a pipe took in before its reader left is\n"
+            "       written (the command's own code); a failure keeps 2, Ctrl-C 130"),
 ]
 
 
@@ -63,6 +67,21 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(self, message)
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        # --help and --version: a closed stdout follows the command's one
+        # rule (exit 141) instead of argparse's silent exit 0. argparse hands
+        # None here only for a stdout that does not exist.
+        if not message:
+            return
+        if file is None or file is sys.stdout:
+            from . import _report
+
+            with _report.stdout_guard():
+                _report.stdout().write(message)
+                _report.stdout().flush()
+            return
+        super()._print_message(message, file)
 
 
 def build_parser() -> argparse.ArgumentParser:
