@@ -156,3 +156,78 @@ def test_help_documents_the_closed_stdout_rule():
     for args in (["--help"], ["files", "--help"]):
         text = run(*args).stdout
         assert re.search(r"^  141 +stdout closed", text, re.M), text
+
+
+# ---------------------------------------------------------------------------
+# 3. the wrong directory: flash's "Not a valid Flash project", and the
+#    project found above the current directory
+
+
+def _layouts(tmp_path: Path) -> dict[str, Path]:
+    """Directories flash's own check accepts or refuses, by its rule (some
+    ``*.py`` anywhere below, ignored or not)."""
+    made = {}
+    for name in ("empty", "data_only", "py_in_ignored_dir", "py_deep", "py_named_dir", "broken_py_link", "plain"):
+        made[name] = (tmp_path / "layouts" / name)
+        made[name].mkdir(parents=True)
+    write(made["data_only"], "data/x.csv", "1,2\n")
+    write(made["data_only"], "README.md", "hi\n")
+    write(made["py_in_ignored_dir"], ".venv/lib/site.py", "")
+    write(made["py_in_ignored_dir"], "notes.txt", "")
+    write(made["py_deep"], "a/b/c/d.py", "")
+    (made["py_named_dir"] / "pkg.py").mkdir()
+    write(made["py_named_dir"], "pkg.py/data.txt", "")
+    os.symlink("nowhere", made["broken_py_link"] / "gone.py")
+    write(made["plain"], "main.py", "print(1)\n")
+    return made
+
+
+def test_not_a_flash_project_is_flashs_own_check(tmp_path: Path, capsys):
+    from runpod_flash.cli.commands import build as flash_build
+
+    for name, root in _layouts(tmp_path).items():
+        flash_accepts = flash_build.validate_project_structure(root)
+        capsys.readouterr()
+        fp = run("fingerprint", root)
+        files = run("files", root)
+        assert files.returncode == 0, (name, files.stderr)
+        if flash_accepts:
+            assert fp.returncode == 0 and fp.stdout.strip() == flash_fingerprint(root), (name, fp.stderr)
+            assert "not a Flash project" not in files.stderr, name
+        else:
+            assert_one_line_error(fp, str(root), "not a Flash project", "Not a valid Flash project")
+            assert f"{PROG}: warning: {root}: not a Flash project" in files.stderr, (name, files.stderr)
+            doc = json.loads(run("files", root, "--json").stdout)
+            assert [w["kind"] for w in doc["warnings"]] == ["not_a_flash_project"], name
+        # run from inside it (DIR omitted): the same answer
+        inside = run("fingerprint", cwd=root)
+        assert inside.returncode == (0 if flash_accepts else 2), (name, inside.stderr)
+
+
+def test_commands_find_the_project_above_the_current_directory(project: Path, tmp_path: Path):
+    """From a subdirectory of a built project, as git finds .git: the project
+    is the nearest directory above holding .flash/, and stderr says which."""
+    write_manifest(project, flash_fingerprint(project))
+    sub = project / "pkg"
+    note = f"{PROG}: project {project} "
+    fp = run("fingerprint", cwd=sub)
+    assert fp.returncode == 0 and fp.stdout.strip() == flash_fingerprint(project), fp.stderr
+    assert fp.stderr.startswith(note), fp.stderr
+    st = run("status", cwd=sub)
+    assert st.returncode == 0 and st.stdout.startswith(f"unchanged: {project} matches"), (st.stdout, st.stderr)
+    assert st.stderr.startswith(note)
+    files = run("--json", "files", cwd=sub)
+    assert json.loads(files.stdout)["project_dir"] == str(project)
+    write(project, "worker.py", "print('changed')\n")
+    st = run("status", cwd=sub)
+    # the command that writes the index is runnable from where the user is
+    assert f"{PROG} fingerprint .. --index ../.flash/source_index.json" in st.stdout, st.stdout
+    # an explicit DIR is taken as given, and the error says where the manifest is
+    explicit = run("status", sub)
+    assert_one_line_error(explicit, f"{sub}/.flash/flash_manifest.json", "no manifest", f"{project} has one")
+    # the current directory when it has .flash/ itself, or nothing above has one
+    assert run("--json", "files", cwd=project).stdout and json.loads(run("--json", "files", cwd=project).stdout)["project_dir"] == str(project)
+    lone = tmp_path / "lone"
+    write(lone, "m.py", "")
+    proc = run("fingerprint", cwd=lone)
+    assert proc.returncode == 0 and proc.stderr == "" and proc.stdout.strip() == flash_fingerprint(lone)

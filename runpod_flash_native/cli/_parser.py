@@ -55,6 +55,12 @@ def _epilog(command: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+_DIR_HELP = (
+    "project directory (default: the current directory, or the nearest one above it "
+    "holding .flash/, as git finds .git)"
+)
+
+
 class UsageError(Exception):
     def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
         super().__init__(message)
@@ -113,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("fingerprint", "print the source_fingerprint `flash build` would write for DIR", fingerprint.run)
-    p.add_argument("dir", metavar="DIR", nargs="?", default=".", help="project directory (default: .)")
+    p.add_argument("dir", metavar="DIR", nargs="?", default=None, help=_DIR_HELP)
     p.add_argument(
         "--index", metavar="FILE",
         help=f"also write each shipped file's size and SHA-256 to FILE, for `status` "
@@ -121,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("files", "list the files `flash build` ships from DIR, sorted, one per line", files.run)
-    p.add_argument("dir", metavar="DIR", nargs="?", default=".", help="project directory (default: .)")
+    p.add_argument("dir", metavar="DIR", nargs="?", default=None, help=_DIR_HELP)
     p.add_argument("-0", "--null", action="store_true", help="separate names with NUL instead of newline")
 
     p = add(
@@ -130,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         "does the next deploy roll the endpoints? (exit 0 no, 1 yes, 2 error)",
         status.run,
     )
-    p.add_argument("dir", metavar="DIR", nargs="?", default=".", help="project directory (default: .)")
+    p.add_argument("dir", metavar="DIR", nargs="?", default=None, help=_DIR_HELP)
     p.add_argument(
         "--index", metavar="FILE",
         help=f"per-file index written by `fingerprint --index`, to list added, removed and "
