@@ -231,3 +231,111 @@ def test_commands_find_the_project_above_the_current_directory(project: Path, tm
     write(lone, "m.py", "")
     proc = run("fingerprint", cwd=lone)
     assert proc.returncode == 0 and proc.stderr == "" and proc.stdout.strip() == flash_fingerprint(lone)
+
+
+# ---------------------------------------------------------------------------
+# 4. flash-native build keeps .flash/source_index.json current; a stale
+#    index says how to refresh it
+
+_APP = {
+    "a_worker.py": (
+        "from runpod_flash import Endpoint\n\n\n"
+        '@Endpoint(name="a_worker", cpu="cpu3c-1-2")\n'
+        "async def a_task(data: dict) -> dict:\n"
+        "    return {'a': data}\n"
+    ),
+    "lib/__init__.py": "",
+    "lib/util.py": "X = 1\n",
+    "README.md": "# app\n",
+}
+
+
+def _build(root: Path, *, native: bool, scoped: bool = False) -> subprocess.CompletedProcess[str]:
+    code = "import sys; from runpod_flash_native.flash_cli import main; sys.exit(main(['build']))"
+    argv = [sys.executable, "-c", code] if native else [sys.executable, "-m", "runpod_flash.cli.main", "build"]
+    env = _env(HOME=str(root.parent), XDG_CONFIG_HOME=str(root.parent / "cfg"),
+               FLASH_NO_UPDATE_CHECK="1", RUNPOD_FLASH_SILENCE_DEPRECATION="1")
+    env.pop("FLASH_NATIVE_SCOPED_ROLLS", None)
+    if scoped:
+        env["FLASH_NATIVE_SCOPED_ROLLS"] = "1"
+    proc = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    return proc
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    root = tmp_path / "app"
+    for name, text in _APP.items():
+        write(root, name, text)
+    return root
+
+
+def _index_of(root: Path) -> dict:
+    return json.loads((root / ".flash" / "source_index.json").read_text())
+
+
+def test_flash_native_build_keeps_the_index_current(app: Path):
+    import hashlib
+
+    from runpod_flash_native import scope
+
+    _build(app, native=True)
+    manifest = json.loads((app / ".flash" / "flash_manifest.json").read_text())
+    index = _index_of(app)
+    assert index["source_fingerprint"] == manifest["source_fingerprint"] == flash_fingerprint(app)
+    assert index["files"] == {
+        name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        for name, data in ((n, (app / n).read_bytes()) for n in sorted(_APP))
+    }
+    # the index is what status reads: an edit shows as the modified file
+    write(app, "lib/util.py", "X = 2\n")
+    st = json.loads(run("status", app, "--json").stdout)
+    assert st["index"]["matches_manifest"] and st["index"]["modified"] == ["lib/util.py"]
+    # the next build refreshes it: unchanged, nothing listed, no stale note
+    _build(app, native=True)
+    st = run("status", app)
+    assert st.returncode == 0 and st.stdout.startswith("unchanged:"), st.stdout
+    assert "different build" not in st.stdout and "modified" not in st.stdout, st.stdout
+    assert _index_of(app)["files"]["lib/util.py"]["size"] == len("X = 2\n")
+    assert flash_fingerprint(app) == _index_of(app)["source_fingerprint"]  # .flash/ is not shipped
+
+    # a scoped build: the index holds flash's global fingerprint of the build,
+    # and the build says scoped rolls are on
+    write(app, "README.md", "# app v2\n")
+    proc = _build(app, native=True, scoped=True)
+    manifest = json.loads((app / ".flash" / "flash_manifest.json").read_text())
+    assert scope.is_scoped_manifest(manifest)
+    assert _index_of(app)["source_fingerprint"] == scope.recorded_source_fingerprint(manifest) == flash_fingerprint(app)
+    assert "flash-native: scoped rolls on" in proc.stderr, proc.stderr
+    assert "scoped rolls on" not in _build(app, native=True).stderr
+
+
+def test_stale_index_says_how_to_refresh_it(app: Path):
+    _build(app, native=True)
+    write(app, "lib/util.py", "X = 3\n")
+    _build(app, native=False)  # flash's own build: the index stays as it was
+    st = run("status", cwd=app)
+    assert st.returncode == 0 and st.stdout.startswith("unchanged:"), st.stdout
+    assert f"refresh it with `{PROG} fingerprint --index .flash/source_index.json`" in st.stdout, st.stdout
+    assert "modified" not in st.stdout, st.stdout  # not a change since the build
+    write(app, "README.md", "# changed\n")
+    st = run("status", cwd=app)
+    assert "refresh it with" in st.stdout and "modified:  README.md" in st.stdout, st.stdout
+
+
+def test_build_index_is_not_written_for_other_bytes(app: Path, capsys):
+    """The index is written only when the bytes read give the build's
+    fingerprint again (a file changed during the build): else a warning,
+    and the index on disk stays as it was."""
+    from runpod_flash_native.cli._index import refresh_after_build
+
+    from reference import flash_walk
+
+    files = flash_walk(app)
+    message = refresh_after_build(app, files, "0" * 64)
+    assert message is not None and "files changed while the build read them" in message
+    assert "flash-native: warning:" in capsys.readouterr().err
+    assert not (app / ".flash").exists()
+    assert refresh_after_build(app, files, flash_fingerprint(app)) is None
+    assert _index_of(app)["source_fingerprint"] == flash_fingerprint(app)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -132,3 +133,68 @@ def diff_against_index(root: Path, files: Sequence[Path], index: dict[str, Any])
         if sha != recorded[name].get("sha256"):
             modified.append(name)
     return {"added": added, "removed": removed, "modified": sorted(modified)}
+
+
+# --------------------------------------------------------------------------
+# kept current by flash-native build
+
+
+def _index_and_fingerprint(root: Path, files: Sequence[Path]) -> tuple[str, dict[str, dict[str, Any]]]:
+    """One read of every file: flash's fingerprint of ``files`` (its framing:
+    files sorted by POSIX relative path, each be64 length + UTF-8 path + be64
+    length + content) and each file's size and SHA-256, from the same bytes."""
+    total = hashlib.sha256()
+    entries: dict[str, dict[str, Any]] = {}
+    for name, path in sorted((rel(f, root), f) for f in files):
+        encoded = name.encode("utf-8")
+        one = hashlib.sha256()
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            total.update(len(encoded).to_bytes(8, "big") + encoded)
+            # the framing needs the length before the content: a file that
+            # grows or shrinks meanwhile yields another fingerprint, caught below
+            total.update(size.to_bytes(8, "big"))
+            read = 0
+            while chunk := fh.read(_CHUNK):
+                total.update(chunk)
+                one.update(chunk)
+                read += len(chunk)
+        if read != size:
+            return "", {}
+        entries[name] = {"size": size, "sha256": one.hexdigest()}
+    return total.hexdigest(), entries
+
+
+def refresh_after_build(project_dir: str | os.PathLike[str], files: Sequence[str | os.PathLike[str]], built_fingerprint: str) -> str | None:
+    """Rewrite ``project_dir/.flash/source_index.json`` for the build whose
+    (flash's, global) fingerprint is ``built_fingerprint``.
+
+    The index is taken in one more read of the shipped files and written only
+    when those bytes give ``built_fingerprint`` again, so it always describes
+    the build's contents; otherwise (a file changed during the build), or when
+    it cannot be written, a warning line says so and the build goes on.
+    ``.flash/`` is ignored by flash, so the fingerprint is not affected.
+    Returns the warning, or None when the index was written."""
+    from ._common import DEFAULT_INDEX_RELPATH, write_json_atomic
+
+    root = Path(project_dir)
+    target = root / DEFAULT_INDEX_RELPATH
+    problem = None
+    try:
+        fp, entries = _index_and_fingerprint(root, [Path(f) for f in files])
+        if fp != built_fingerprint:
+            problem = f"{show(target)} not refreshed: files changed while the build read them"
+        else:
+            write_json_atomic(target, {
+                "format": INDEX_FORMAT,
+                "version": INDEX_VERSION,
+                "source_fingerprint": fp,
+                "files": entries,
+            })
+    except (OSError, CliError, UnicodeError) as e:
+        problem = f"{show(target)} not refreshed: {e if isinstance(e, CliError) else describe(e)}"
+    if problem is None:
+        return None
+    message = f"{problem} (`{PROG} status` lists changed files only with a current index)"
+    sys.stderr.write(f"flash-native: warning: {message}\n")
+    return message

@@ -168,7 +168,12 @@ def _text_status(report: dict[str, Any]) -> None:
             out(f"  (per-file changes: save an index after building with `{report['_index_command']}`)")
     else:
         if not index["matches_manifest"]:
-            out(f"  note: index {show(index['path'])} was saved for a different build; files are compared with the index")
+            out(f"  note: index {show(index['path'])} was saved for a different build; refresh it with "
+                f"`{report['_index_command']}` (`flash-native build` keeps it current)")
+            if recorded == current:  # its differences are not changes since the build
+                index = {"added": [], "removed": [], "modified": []}
+            else:
+                out("  files changed since that index:")
         for kind in ("added", "removed", "modified"):
             names = index[kind]
             for name in names[:LIST_LIMIT]:
