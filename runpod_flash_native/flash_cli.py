@@ -16,10 +16,12 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ._patch import FlashPatchWarning, patch_flash
+from ._patch import SUPPORTED_FLASH_VERSIONS, FlashPatchWarning, patch_flash
 
 PROG = "flash-native"
-INSTALL_HINT = "pip install 'runpod-flash-native[flash]'"
+# What works today: runpod-flash-native is not on PyPI yet, so its [flash]
+# extra cannot be installed by name; runpod-flash itself can, beside it.
+INSTALL_HINT = f"pip install 'runpod-flash{SUPPORTED_FLASH_VERSIONS}'"
 
 
 def _flash_installed() -> bool:

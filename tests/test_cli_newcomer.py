@@ -339,3 +339,26 @@ def test_build_index_is_not_written_for_other_bytes(app: Path, capsys):
     assert not (app / ".flash").exists()
     assert refresh_after_build(app, files, flash_fingerprint(app)) is None
     assert _index_of(app)["source_fingerprint"] == flash_fingerprint(app)
+
+
+# ---------------------------------------------------------------------------
+# 5. the install line flash-native prints works today
+
+
+def _flash_extra_requirement() -> str:
+    import tomllib
+
+    extra = tomllib.loads((PACKAGE_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["flash"]
+    [req] = [r for r in extra if r.replace(" ", "").startswith("runpod-flash>") or r.startswith("runpod-flash=")]
+    return req.replace(" ", "")
+
+
+def test_missing_flash_hint_installs_runpod_flash_itself(tmp_path: Path):
+    """runpod-flash-native is not on PyPI yet: the hint names runpod-flash
+    with the range of the [flash] extra, which pip can install today."""
+    code = "import sys; sys.modules['runpod_flash'] = None\nfrom runpod_flash_native.flash_cli import main\nsys.exit(main(['build']))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    [line] = proc.stderr.splitlines()
+    assert line == f"flash-native: error: runpod-flash is not installed; install it with: pip install '{_flash_extra_requirement()}'"
+    assert "runpod-flash-native[" not in line
