@@ -83,6 +83,13 @@ def _in_process_cpu_probe() -> Iterator[None]:
             module.get_cpu_info = real
 
 
+def _version_line(active: bool) -> str:
+    from . import __version__
+
+    state = "active" if active else "not active (flash runs its own code; the warning above says why)"
+    return f"runpod-flash-native {__version__}: native patch {state}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point. ``argv`` defaults to ``sys.argv[1:]``."""
     if not _flash_installed():
@@ -91,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", FlashPatchWarning)
             try:
-                patch_flash()
+                active = patch_flash()
             except ImportError as e:  # runpod_flash (or a native module) not importable
                 print(f"{PROG}: error: cannot load runpod-flash: {e}", file=sys.stderr)
                 return 2
@@ -113,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         app(args=args, prog_name=PROG)
     except SystemExit as e:
         code = e.code
+        if args[:1] in (["--version"], ["-v"]) and not code:  # after flash's own version line
+            print(_version_line(active), flush=True)
         if code is None:
             return 0
         if isinstance(code, int):

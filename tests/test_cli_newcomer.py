@@ -362,3 +362,53 @@ def test_missing_flash_hint_installs_runpod_flash_itself(tmp_path: Path):
     [line] = proc.stderr.splitlines()
     assert line == f"flash-native: error: runpod-flash is not installed; install it with: pip install '{_flash_extra_requirement()}'"
     assert "runpod-flash-native[" not in line
+
+
+# ---------------------------------------------------------------------------
+# 8. the smaller ones
+
+
+def test_flash_native_version_says_the_native_patch_is_active(tmp_path: Path):
+    from runpod_flash_native import __version__
+
+    code = "import sys; from runpod_flash_native.flash_cli import main; sys.exit(main(sys.argv[1:]))"
+    for flag in ("--version", "-v"):
+        proc = subprocess.run([sys.executable, "-c", code, flag], cwd=tmp_path, capture_output=True, text=True,
+                              env=_env(FLASH_NO_UPDATE_CHECK="1"), timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0].startswith("Runpod Flash CLI v")  # flash's own line first, unchanged
+        assert lines[1:] == [f"runpod-flash-native {__version__}: native patch active"], proc.stdout
+
+
+def test_unknown_option_of_a_command_shows_that_commands_usage(project: Path):
+    for command in ("status", "files", "fingerprint"):
+        proc = run(command, project, "--bogus")
+        assert proc.returncode == 2
+        assert proc.stderr.startswith(f"usage: {PROG} {command} "), proc.stderr
+        assert f"{PROG} {command}: error: unrecognized arguments: --bogus" in proc.stderr
+    doc = json.loads(run("status", "--bogus", "--json").stdout)
+    assert doc["command"] == "status" and doc["error"] == "usage: unrecognized arguments: --bogus"
+
+
+def test_files_rejects_a_non_utf8_name_as_fingerprint_does(project: Path):
+    write(project, os.fsdecode(b"bad\xffname.py"), "")
+    err = assert_one_line_error(run("fingerprint", project), "bad\\xffname.py", "UTF-8")
+    for args in (("files", project), ("files", project, "--json"), ("files", project, "-0")):
+        assert assert_one_line_error(run(*args), "bad\\xffname.py", "UTF-8") == err
+
+
+def test_files_warns_about_secrets_and_outside_symlinks_as_status_does(project: Path, tmp_path: Path):
+    write(project, ".env.production", "TOKEN=1\n")
+    outside = tmp_path / "outside"
+    write(outside, "data.txt", "x\n")
+    os.symlink(outside, project / "linked")
+    write_manifest(project, flash_fingerprint(project))
+    status = run("status", project, "--json")
+    files = run("files", project, "--json")
+    kinds = sorted(w["kind"] for w in json.loads(files.stdout)["warnings"])
+    assert kinds == ["secret", "symlink_outside"]
+    assert json.loads(files.stdout)["warnings"] == json.loads(status.stdout)["warnings"]
+    text = run("files", project)
+    assert text.returncode == 0 and sorted(text.stderr.splitlines()) == sorted(status.stderr.splitlines())
+    assert ".env.production" in text.stdout.splitlines()

@@ -24,7 +24,7 @@ from ._common import (
     DEBUG_ENV, EXIT_BROKEN_PIPE, EXIT_CHANGED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, PROG,
     CliError, describe,
 )
-from ._parser import UsageError, build_parser
+from ._parser import UsageError, build_parser, command_parser
 from ._progress import parse_progress_delay
 
 __all__ = [
@@ -73,7 +73,9 @@ def _main(argv: list[str], as_json: bool) -> int:
         _report.warn(delay_warning, kind="progress_delay")
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # reported by the command's own parser: its usage, not the top level's
+            command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     except UsageError as e:
         e.parser.print_usage(sys.stderr)
         sys.stderr.write(f"{e.parser.prog}: error: {e}\n")

@@ -156,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The parser of ``command`` (``parser`` itself when there is none)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            sub: argparse.ArgumentParser = action.choices[command]
+            return sub
+    return parser
+
+
 def _add_flash_version(p: argparse.ArgumentParser) -> None:
     from .._patch import SUPPORTED_FLASH_VERSIONS
     from ..deployment import DEFAULT_FLASH_VERSION
