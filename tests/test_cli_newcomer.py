@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from reference import PACKAGE_ROOT, sparse_file, sparse_hash_seconds_per_byte, sparse_size_for
-from test_cli import PROG, _env, assert_one_line_error, flash_fingerprint, run, write, write_manifest
+from test_cli import PROG, _env, remove_after, assert_one_line_error, flash_fingerprint, run, write, write_manifest
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def _seconds_to_stop_after_sigint(args: list[str], cwd: Path) -> tuple[float, in
 
 
 @pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs /proc/PID/io to see the hash start")
-def test_ctrl_c_during_index_stops_as_promptly_as_without(project: Path, tmp_path: Path):
+def test_ctrl_c_during_index_stops_as_promptly_as_without(project: Path, tmp_path: Path, remove_after):
     """Same huge sparse file, SIGINT at the same point of the hash, with and
     without --index. Hashing the whole file takes `full` seconds (measured
     here); before the fix the --index run went on hashing the file in flight
@@ -74,6 +74,7 @@ def test_ctrl_c_during_index_stops_as_promptly_as_without(project: Path, tmp_pat
     per_byte = sparse_hash_seconds_per_byte(tmp_path)
     size = sparse_size_for(40.0, per_byte)
     full = size * per_byte
+    remove_after(project / "weights.bin")
     sparse_file(project / "weights.bin", size)
     index = tmp_path / "index.json"
     plain, plain_code, plain_err = _seconds_to_stop_after_sigint(["fingerprint", str(project)], tmp_path)
