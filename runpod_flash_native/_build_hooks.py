@@ -103,6 +103,7 @@ def compute_source_fingerprint(
     manifest = getattr(_handover, "manifest", None)
     _handover.manifest = None
     files = list(files)
+    result: str | None
     if manifest is None or not _scoped(project_dir):
         result = _build.compute_source_fingerprint(project_dir, files)
     else:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import IO, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._common import DEBUG_ENV, DEFAULT_INDEX_RELPATH, PROG, PROGRESS_DELAY_ENV
 from .commands import files, fingerprint, plan, status
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 _EXIT_CODES = {
     "fingerprint": [("0", "success")],
@@ -74,7 +77,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(self, message)
 
-    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         # --help and --version: a closed stdout follows the command's one
         # rule (exit 141) instead of argparse's silent exit 0. argparse hands
         # None here only for a stdout that does not exist.
