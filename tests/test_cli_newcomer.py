@@ -228,7 +228,9 @@ def test_commands_find_the_project_above_the_current_directory(project: Path, tm
     assert_one_line_error(explicit, f"{sub}/.flash/flash_manifest.json", "no manifest", f"{project} has one")
     # the current directory when it has .flash/ itself, or nothing above has one
     assert run("--json", "files", cwd=project).stdout and json.loads(run("--json", "files", cwd=project).stdout)["project_dir"] == str(project)
-    lone = tmp_path / "lone"
+    # every flash command leaves .flash/logs/ where it ran: that is no project
+    (tmp_path / "outer" / ".flash" / "logs").mkdir(parents=True)
+    lone = tmp_path / "outer" / "lone"
     write(lone, "m.py", "")
     proc = run("fingerprint", cwd=lone)
     assert proc.returncode == 0 and proc.stderr == "" and proc.stdout.strip() == flash_fingerprint(lone)

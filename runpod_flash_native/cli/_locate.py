@@ -1,6 +1,6 @@
 """Which directory is the project: DIR when given, else the current
-directory or the nearest one above it that holds ``.flash/`` (as git finds
-``.git``); and whether it is a project ``flash build`` accepts."""
+directory or the nearest one above it that `flash build` ran in (as git
+finds ``.git``); and whether it is a project ``flash build`` accepts."""
 
 from __future__ import annotations
 
@@ -11,14 +11,16 @@ from pathlib import Path
 
 from ._common import PROG, project_dir, show
 
-FLASH_DIR = ".flash"
+# The mark of a built project. Not ``.flash/`` alone: every flash command
+# (even `flash --version`) leaves ``.flash/logs/`` in the directory it ran in.
+BUILT_MARK = Path(".flash") / "flash_manifest.json"
 
 
 def locate_project(dir_arg: str | None) -> Path:
     """The project directory of a command: ``dir_arg`` when given; else the
-    nearest of the current directory and its parents that holds ``.flash/``
-    (flash's build directory: the place `flash build` ran), said on stderr
-    when it is not the current directory; else the current directory."""
+    nearest of the current directory and its parents that holds
+    ``.flash/flash_manifest.json`` (the place `flash build` ran), said on
+    stderr when it is not the current directory; else the current directory."""
     if dir_arg is not None:
         return project_dir(dir_arg)
     cwd = project_dir(".")
@@ -26,16 +28,16 @@ def locate_project(dir_arg: str | None) -> Path:
     if found is None or found == cwd:
         return cwd
     sys.stderr.write(
-        f"{PROG}: project {show(found)} (its {FLASH_DIR}/ is the nearest above the current "
-        "directory; pass DIR to choose another)\n"
+        f"{PROG}: project {show(found)} (the nearest directory above with a "
+        f"{BUILT_MARK.as_posix()}; pass DIR to choose another)\n"
     )
     return found
 
 
 def nearest_built_project(start: Path) -> Path | None:
-    """``start`` or its nearest parent holding a ``.flash`` directory."""
+    """``start`` or its nearest parent holding ``.flash/flash_manifest.json``."""
     for candidate in (start, *start.parents):
-        if (candidate / FLASH_DIR).is_dir():
+        if (candidate / BUILT_MARK).is_file():
             return candidate
     return None
 

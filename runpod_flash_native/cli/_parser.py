@@ -60,7 +60,7 @@ def _epilog(command: str | None) -> str:
 
 _DIR_HELP = (
     "project directory (default: the current directory, or the nearest one above it "
-    "holding .flash/, as git finds .git)"
+    "holding .flash/flash_manifest.json, as git finds .git)"
 )
 
 

@@ -78,7 +78,7 @@ def _read_manifest(path: Path) -> tuple[dict[str, Any], str]:
 
     if not path.exists():
         above = nearest_built_project(path.parent.parent.parent)
-        hint = f"; {show(above)} has one: pass it as DIR" if above is not None and (above / MANIFEST_RELPATH).exists() else ""
+        hint = f"; {show(above)} has one: pass it as DIR" if above is not None else ""
         raise CliError(f"{show(path)}: no manifest (run `flash build` first{hint})")
     manifest = read_json(path, "manifest")
     if not isinstance(manifest, dict):
