@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._common import PROG, CliError, Guard, describe, read_json, rel, show
+from ._common import (
+    DEFAULT_INDEX_RELPATH, PROG, CliError, Guard, describe, read_json, rel, show, write_json_atomic,
+)
 from ._progress import Progress
 from ._project import fingerprint
 
@@ -175,8 +177,6 @@ def refresh_after_build(project_dir: str | os.PathLike[str], files: Sequence[str
     it cannot be written, a warning line says so and the build goes on.
     ``.flash/`` is ignored by flash, so the fingerprint is not affected.
     Returns the warning, or None when the index was written."""
-    from ._common import DEFAULT_INDEX_RELPATH, write_json_atomic
-
     root = Path(project_dir)
     target = root / DEFAULT_INDEX_RELPATH
     problem = None
