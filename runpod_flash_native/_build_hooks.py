@@ -113,4 +113,3 @@ def compute_source_fingerprint(
 
         after_build(project_dir, files, manifest, result)
     return result
-

@@ -382,6 +382,14 @@ def test_flash_native_version_says_the_native_patch_is_active(tmp_path: Path):
         lines = proc.stdout.splitlines()
         assert lines[0].startswith("Runpod Flash CLI v")  # flash's own line first, unchanged
         assert lines[1:] == [f"runpod-flash-native {__version__}: native patch active"], proc.stdout
+    # a runpod-flash outside the verified range: the patch is not applied, and --version says so
+    unverified = ("import sys; import runpod_flash_native._patch as p; p.version_supported = lambda v: False\n"
+                  "from runpod_flash_native.flash_cli import main; sys.exit(main(['--version']))")
+    proc = subprocess.run([sys.executable, "-c", unverified], cwd=tmp_path, capture_output=True, text=True,
+                          env=_env(FLASH_NO_UPDATE_CHECK="1"), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1].startswith(f"runpod-flash-native {__version__}: native patch not active"), proc.stdout
+    assert "flash-native: warning: runpod-flash" in proc.stderr
 
 
 def test_unknown_option_of_a_command_shows_that_commands_usage(project: Path):
