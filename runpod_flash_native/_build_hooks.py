@@ -119,6 +119,14 @@ def compute_source_fingerprint(
     """flash's fingerprint, or None for a build whose manifest was scoped."""
     manifest = getattr(_handover, "manifest", None)
     _handover.manifest = None
+    files = list(files)
+    result: str | None
     if manifest is None or not _scoped(project_dir):
-        return _build.compute_source_fingerprint(project_dir, files)
-    return _scope.fingerprint_for_build(project_dir, files, manifest, enabled=True)
+        result = _build.compute_source_fingerprint(project_dir, files)
+    else:
+        result = _scope.fingerprint_for_build(project_dir, files, manifest, enabled=True)
+    if manifest is not None:  # flash's build: flash-native's own additions, apart
+        from .cli._after_build import after_build
+
+        after_build(project_dir, files, manifest, result)
+    return result

@@ -15,10 +15,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ._patch import apply_patch
+from ._patch import SUPPORTED_FLASH_VERSIONS, apply_patch
 
 PROG = "flash-native"
-INSTALL_HINT = "pip install 'runpod-flash-native[flash]'"
+# What works today: runpod-flash-native is not on PyPI yet, so its [flash]
+# extra cannot be installed by name; runpod-flash itself can, beside it.
+INSTALL_HINT = f"pip install 'runpod-flash{SUPPORTED_FLASH_VERSIONS}'"
 
 
 def _flash_installed() -> bool:
@@ -84,6 +86,13 @@ def _in_process_cpu_probe() -> Iterator[None]:
             module.get_cpu_info = real
 
 
+def _version_line(active: bool) -> str:
+    from . import __version__
+
+    state = "active" if active else "not active (flash runs its own code; the warning above says why)"
+    return f"runpod-flash-native {__version__}: native patch {state}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point. ``argv`` defaults to ``sys.argv[1:]``."""
     if not _flash_installed():
@@ -97,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError as e:  # installed, but broken (one of its dependencies missing)
             return _fail(f"runpod-flash cannot be loaded ({e})")
         try:
-            apply_patch(_warn)
+            active = apply_patch(_warn)
         except ImportError as e:  # a native module not importable
             print(f"{PROG}: error: cannot load runpod-flash: {e}", file=sys.stderr)
             return 2
@@ -109,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         app(args=args, prog_name=PROG)
     except SystemExit as e:
         code = e.code
+        if args[:1] in (["--version"], ["-v"]) and not code:  # after flash's own version line
+            print(_version_line(active), flush=True)
         if code is None:
             return 0
         if isinstance(code, int):

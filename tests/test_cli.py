@@ -74,6 +74,17 @@ def write(root: Path, rel: str, content: str | bytes = "x\n") -> Path:
 
 
 @pytest.fixture
+def remove_after():
+    """Files to delete when the test ends: multi-GiB sparse files would
+    otherwise stay in pytest's kept temporary directories (the last three
+    runs), and are real gigabytes where the filesystem has no holes."""
+    paths: list[Path] = []
+    yield paths.append
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+@pytest.fixture
 def project(tmp_path: Path) -> Path:
     root = tmp_path / "app"
     write(root, "worker.py", "print('worker')\n")
@@ -456,8 +467,9 @@ def _run_with_tty_stderr(*args: str) -> tuple[int, str, str]:
     return proc.wait(timeout=30), out, b"".join(chunks).decode("utf-8", "replace")
 
 
-def test_progress_on_terminal_only(project: Path):
+def test_progress_on_terminal_only(project: Path, remove_after):
     big = project / "weights.dat"
+    remove_after(big)
     with open(big, "wb") as fh:
         fh.truncate(96 << 20)  # sparse: cheap to write, 96 MB to hash
     code, out, tty = _run_with_tty_stderr("fingerprint", project)
@@ -470,7 +482,8 @@ def test_progress_on_terminal_only(project: Path):
     assert plain.returncode == 0 and plain.stderr == ""
 
 
-def test_status_progress_shows_bytes_read_of_its_one_pass(project: Path):
+def test_status_progress_shows_bytes_read_of_its_one_pass(project: Path, remove_after):
+    remove_after(project / "weights.dat")
     with open(project / "weights.dat", "wb") as fh:
         fh.truncate(64 << 20)
     write_manifest(project, flash_fingerprint(project))
@@ -709,9 +722,10 @@ def test_json_failure_is_json(tmp_path: Path):
     assert doc == {"command": "fingerprint", "error": line.split("error: ", 1)[1], "exit_code": 2, "warnings": []}
 
 
-def test_json_ctrl_c_is_json(project: Path):
+def test_json_ctrl_c_is_json(project: Path, remove_after):
     """SIGINT in the middle of a 16 GiB hash (sparse: no disk): exit 130,
     and the interruption is the JSON document."""
+    remove_after(project / "weights.dat")
     with open(project / "weights.dat", "wb") as fh:
         fh.truncate(16 << 30)
     proc = subprocess.Popen(
@@ -771,7 +785,7 @@ def test_each_help_lists_only_its_exit_codes():
     for cmd, text in helps.items():
         codes = text.split("exit codes:", 1)[1].split("\n\n", 1)[0]
         listed = [line.split()[0] for line in codes.splitlines() if line.startswith("  ") and line.split()[0].isdigit()]
-        assert listed == (["0", "1", "2", "130"] if cmd == "status" else ["0", "2", "130"]), (cmd, codes)
+        assert listed == (["0", "1", "2", "130", "141"] if cmd == "status" else ["0", "2", "130", "141"]), (cmd, codes)
         if cmd != "status":
             assert "`status`" not in codes and "roll" not in codes, (cmd, codes)
 
@@ -786,7 +800,8 @@ def test_stdout_write_failure_says_stdout(project: Path):
     assert proc.stderr.splitlines() == [f"{PROG}: error: cannot write to stdout: No space left on device"]
 
 
-def test_progress_shows_bytes_done_percentage_rate_and_eta(project: Path):
+def test_progress_shows_bytes_done_percentage_rate_and_eta(project: Path, remove_after):
+    remove_after(project / "weights.dat")
     with open(project / "weights.dat", "wb") as fh:
         # sparse: 1.5 GiB to hash, nothing on disk; the rate shows from 0.5 s
         # on, and 512 MiB hashed in 0.46 s here

@@ -714,6 +714,8 @@ def test_source_vanishing_or_replaced_mid_copy(tmp_path, what):
     finally:
         if base != tmp_path:
             shutil.rmtree(base)
+        else:  # not left in pytest's kept temporary directories
+            shutil.rmtree(base / "src", ignore_errors=True)
 
 
 def os_threads() -> int:

@@ -110,8 +110,13 @@ def big_dir(tmp_path):
             yield d
         finally:
             shutil.rmtree(d)
-    else:
-        yield tmp_path
+    else:  # not left in pytest's kept temporary directories
+        d = tmp_path / "big"
+        d.mkdir()
+        try:
+            yield d
+        finally:
+            shutil.rmtree(d)
 
 
 def run_child(tmp_path: Path, code: str, *args, timeout=120, **kwargs):

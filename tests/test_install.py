@@ -116,7 +116,7 @@ def test_readme_install_command_on_a_fresh_machine(tmp_path: Path):
     assert fn.stdout == ""
     assert fn.stderr.splitlines() == [
         "flash-native: error: runpod-flash is not installed; "
-        "install it with: pip install 'runpod-flash-native[flash]'"
+        "install it with: pip install 'runpod-flash>=1.14.0,<1.22.0'"
     ]
 
 

@@ -24,7 +24,7 @@ from ._common import (
     DEBUG_ENV, EXIT_BROKEN_PIPE, EXIT_CHANGED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, PROG,
     CliError, describe,
 )
-from ._parser import UsageError, build_parser
+from ._parser import UsageError, build_parser, command_parser
 from ._progress import parse_progress_delay
 
 __all__ = [
@@ -73,23 +73,29 @@ def _main(argv: list[str], as_json: bool) -> int:
         _report.warn(delay_warning, kind="progress_delay")
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # reported by the command's own parser: its usage, not the top level's
+            command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     except UsageError as e:
         e.parser.print_usage(sys.stderr)
         sys.stderr.write(f"{e.parser.prog}: error: {e}\n")
         return _report.print_failure(f"usage: {e}", EXIT_ERROR, command, as_json)
+    except BrokenPipeError:  # --help / --version into a closed stdout
+        _report.silence_stdout()
+        return EXIT_BROKEN_PIPE
     as_json = bool(getattr(args, "json", False))
     command = args.command
     try:
         code = _report.print_report(args.func(args), as_json)
         with _report.stdout_guard():
-            sys.stdout.flush()
+            _report.stdout().flush()
         return code
     except KeyboardInterrupt:
         sys.stderr.write(f"\n{PROG}: interrupted\n")
         return _report.print_failure("interrupted", EXIT_INTERRUPTED, command, as_json)
     except BrokenPipeError:
-        # stdout closed early (`| head`): not an error worth a message.
+        # The one rule for a closed stdout (README "Exit codes"): stop
+        # silently with 141, whatever the command and mode.
         _report.silence_stdout()
         return EXIT_BROKEN_PIPE
     except Exception as e:  # noqa: BLE001 - every failure is one line, exit 2

@@ -3,6 +3,7 @@ error type, and turning paths and failures into text."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -69,6 +70,8 @@ def read_json(path: Path, what: str) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CliError(f"{show(path)}: {what} not found") from None
+    except IsADirectoryError:
+        raise CliError(f"{show(path)}: is a directory, not the {what} file") from None
     except OSError as e:
         raise CliError(describe(e)) from None
     except UnicodeDecodeError as e:
@@ -80,13 +83,22 @@ def read_json(path: Path, what: str) -> Any:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it: the
+    file is whole or untouched, and no temporary file is left behind."""
+    if path.is_dir():
+        raise CliError(f"{show(path)}: is a directory; name the file to write "
+                       f"(for example {show(path / DEFAULT_INDEX_RELPATH.name)})")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, path)
-    except OSError as e:
-        raise CliError(describe(e)) from None
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(e, OSError):
+            raise CliError(describe(e)) from None
+        raise
 
 
 class Guard:

@@ -6,35 +6,58 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._common import PROG, CliError, Guard, describe, read_json, rel, show
+from ._common import (
+    DEFAULT_INDEX_RELPATH, PROG, CliError, Guard, describe, read_json, rel, show, write_json_atomic,
+)
 from ._progress import Progress
 from ._project import fingerprint
 
 INDEX_FORMAT = "runpod-flash-native/source-index"
 INDEX_VERSION = 1
+_CHUNK = 1 << 20
 
 
-def _file_sha256(path: Path) -> tuple[int, str]:
+class _Stopped(Exception):
+    """A worker saw the stop flag between two chunks."""
+
+
+def _file_sha256(path: Path, stop: threading.Event | None = None) -> tuple[int, str]:
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
+        while chunk := fh.read(_CHUNK):
+            if stop is not None and stop.is_set():
+                raise _Stopped
             h.update(chunk)
             size += len(chunk)
     return size, h.hexdigest()
 
 
 def _hash_files(paths: Sequence[Path]) -> list[tuple[int, str]]:
+    """(size, SHA-256) of each file, on a few threads.
+
+    Ctrl-C stops it as promptly as the native hash: the workers check a stop
+    flag between chunks, so the pool's shutdown (and the interpreter's join
+    of its threads at exit) waits for one chunk per thread, not for the
+    rest of the files in flight (minutes for a multi-GiB file)."""
     from concurrent.futures import ThreadPoolExecutor
 
     if not paths:
         return []
-    with Guard(paths[0].parent), Progress("indexing", paths, native=False), ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        return list(pool.map(_file_sha256, paths))
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+    try:
+        with Guard(paths[0].parent), Progress("indexing", paths, native=False):
+            return list(pool.map(lambda p: _file_sha256(p, stop), paths))
+    finally:
+        stop.set()  # no-op once every file is done; else the workers quit
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _stat_key(path: Path) -> tuple[int, int, int, int]:
@@ -62,6 +85,17 @@ def build_index(root: Path, files: Sequence[Path]) -> tuple[str, dict[str, Any]]
                 "files": dict(sorted(entries.items())),
             }
     raise CliError(f"{show(changed[0])}: kept changing while the index was written; try again")
+
+
+def index_target(raw: str) -> Path:
+    """The file ``fingerprint --index`` writes, checked before any hashing."""
+    path = Path(raw).absolute()
+    if path.is_dir():
+        raise CliError(
+            f"{show(raw)}: is a directory; --index takes the file to write "
+            f"(for example {show(os.path.join(raw, 'source_index.json'))})"
+        )
+    return path
 
 
 def load_index(path: Path) -> dict[str, Any]:
@@ -101,3 +135,66 @@ def diff_against_index(root: Path, files: Sequence[Path], index: dict[str, Any])
         if sha != recorded[name].get("sha256"):
             modified.append(name)
     return {"added": added, "removed": removed, "modified": sorted(modified)}
+
+
+# --------------------------------------------------------------------------
+# kept current by flash-native build
+
+
+def _index_and_fingerprint(root: Path, files: Sequence[Path]) -> tuple[str, dict[str, dict[str, Any]]]:
+    """One read of every file: flash's fingerprint of ``files`` (its framing:
+    files sorted by POSIX relative path, each be64 length + UTF-8 path + be64
+    length + content) and each file's size and SHA-256, from the same bytes."""
+    total = hashlib.sha256()
+    entries: dict[str, dict[str, Any]] = {}
+    for name, path in sorted((rel(f, root), f) for f in files):
+        encoded = name.encode("utf-8")
+        one = hashlib.sha256()
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            total.update(len(encoded).to_bytes(8, "big") + encoded)
+            # the framing needs the length before the content: a file that
+            # grows or shrinks meanwhile yields another fingerprint, caught below
+            total.update(size.to_bytes(8, "big"))
+            read = 0
+            while chunk := fh.read(_CHUNK):
+                total.update(chunk)
+                one.update(chunk)
+                read += len(chunk)
+        if read != size:
+            return "", {}
+        entries[name] = {"size": size, "sha256": one.hexdigest()}
+    return total.hexdigest(), entries
+
+
+def refresh_after_build(project_dir: str | os.PathLike[str], files: Sequence[str | os.PathLike[str]], built_fingerprint: str) -> str | None:
+    """Rewrite ``project_dir/.flash/source_index.json`` for the build whose
+    (flash's, global) fingerprint is ``built_fingerprint``.
+
+    The index is taken in one more read of the shipped files and written only
+    when those bytes give ``built_fingerprint`` again, so it always describes
+    the build's contents; otherwise (a file changed during the build), or when
+    it cannot be written, a warning line says so and the build goes on.
+    ``.flash/`` is ignored by flash, so the fingerprint is not affected.
+    Returns the warning, or None when the index was written."""
+    root = Path(project_dir)
+    target = root / DEFAULT_INDEX_RELPATH
+    problem = None
+    try:
+        fp, entries = _index_and_fingerprint(root, [Path(f) for f in files])
+        if fp != built_fingerprint:
+            problem = f"{show(target)} not refreshed: files changed while the build read them"
+        else:
+            write_json_atomic(target, {
+                "format": INDEX_FORMAT,
+                "version": INDEX_VERSION,
+                "source_fingerprint": fp,
+                "files": entries,
+            })
+    except (OSError, CliError, UnicodeError) as e:
+        problem = f"{show(target)} not refreshed: {e if isinstance(e, CliError) else describe(e)}"
+    if problem is None:
+        return None
+    message = f"{problem} (`{PROG} status` lists changed files only with a current index)"
+    sys.stderr.write(f"flash-native: warning: {message}\n")
+    return message

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._common import DEBUG_ENV, DEFAULT_INDEX_RELPATH, PROG, PROGRESS_DELAY_ENV
 from .commands import files, fingerprint, plan, status
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 _EXIT_CODES = {
     "fingerprint": [("0", "success")],
@@ -25,6 +29,9 @@ _EXIT_COMMON = [
     ("2", "usage error, or the command failed (one line on stderr:\n"
           f'       "{PROG}: error: <message naming the path>")'),
     ("130", "interrupted (Ctrl-C)"),
+    ("141", "stdout closed before all output was written (`| head`, `>&-`): nothing\n"
+            "       more is printed; output a pipe took in before its reader left is\n"
+            "       written (the command's own code); a failure keeps 2, Ctrl-C 130"),
 ]
 
 
@@ -52,6 +59,12 @@ def _epilog(command: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+_DIR_HELP = (
+    "project directory (default: the current directory, or the nearest one above it "
+    "holding .flash/flash_manifest.json, as git finds .git)"
+)
+
+
 class UsageError(Exception):
     def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
         super().__init__(message)
@@ -76,6 +89,21 @@ class _Parser(argparse.ArgumentParser):
         if message:
             self.error(message)
         return ns, rest
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # --help and --version: a closed stdout follows the command's one
+        # rule (exit 141) instead of argparse's silent exit 0. argparse hands
+        # None here only for a stdout that does not exist.
+        if not message:
+            return
+        if file is None or file is sys.stdout:
+            from . import _report
+
+            with _report.stdout_guard():
+                _report.stdout().write(message)
+                _report.stdout().flush()
+            return
+        super()._print_message(message, file)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("fingerprint", "print the source_fingerprint `flash build` would write for DIR", fingerprint.run)
-    p.add_argument("dir", metavar="DIR", nargs="?", default=".", help="project directory (default: .)")
+    p.add_argument("dir", metavar="DIR", nargs="?", default=None, help=_DIR_HELP)
     p.add_argument(
         "--index", metavar="FILE",
         help=f"also write each shipped file's size and SHA-256 to FILE, for `status` "
@@ -115,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("files", "list the files `flash build` ships from DIR, sorted, one per line", files.run)
-    p.add_argument("dir", metavar="DIR", nargs="?", default=".", help="project directory (default: .)")
+    p.add_argument("dir", metavar="DIR", nargs="?", default=None, help=_DIR_HELP)
     p.add_argument("-0", "--null", action="store_true", help="separate names with NUL instead of newline")
 
     p = add(
@@ -126,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         status.run,
     )
     p.set_defaults(check_args=status.check_args)
-    p.add_argument("dir", metavar="DIR", nargs="?", default=".", help="project directory (default: .)")
+    p.add_argument("dir", metavar="DIR", nargs="?", default=None, help=_DIR_HELP)
     p.add_argument(
         "--index", metavar="FILE",
         help=f"per-file index written by `fingerprint --index`, to list added, removed and "
@@ -186,6 +214,15 @@ def _add_remote(p: argparse.ArgumentParser, status: bool = False) -> None:
         "--timeout", metavar="SECONDS", type=float, default=None,
         help=f"give up the --env look-up after SECONDS (default: {plan.DEFAULT_TIMEOUT:g})",
     )
+
+
+def command_parser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The parser of ``command`` (``parser`` itself when there is none)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            sub: argparse.ArgumentParser = action.choices[command]
+            return sub
+    return parser
 
 
 def _add_flash_version(p: argparse.ArgumentParser) -> None:

@@ -27,7 +27,7 @@ def fingerprint(root: Path, files: Sequence[Path]) -> str:
     """flash's source fingerprint of ``files``."""
     from ..build import compute_source_fingerprint
 
-    _check_utf8_names(root, files)
+    check_utf8_names(root, files)
     with Guard(root), Progress("hashing", files):
         return compute_source_fingerprint(root, files)
 
@@ -81,7 +81,7 @@ def _not_utf8(path: Path) -> CliError:
     )
 
 
-def _check_utf8_names(root: Path, files: Sequence[Path]) -> None:
+def check_utf8_names(root: Path, files: Sequence[Path]) -> None:
     for f in files:
         try:
             rel(f, root).encode("utf-8")

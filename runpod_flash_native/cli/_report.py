@@ -10,6 +10,7 @@ rendering only (``"_warnings"`` are shown by either rendering).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -39,9 +40,17 @@ def collecting() -> Iterator[None]:
 # stdout and stderr
 
 
+def stdout() -> Any:
+    """``sys.stdout``; BrokenPipeError when there is none (started with
+    ``>&-``): a closed stdout is one case, whatever closed it."""
+    if sys.stdout is None:
+        raise BrokenPipeError(errno.EPIPE, "stdout is closed")
+    return sys.stdout
+
+
 def out(text: str = "") -> None:
     with stdout_guard():
-        sys.stdout.write(text + "\n")
+        stdout().write(text + "\n")
 
 
 def silence_stdout() -> None:
@@ -59,12 +68,15 @@ def silence_stdout() -> None:
 @contextlib.contextmanager
 def stdout_guard() -> Iterator[None]:
     """A failed write to stdout (``> /dev/full``) becomes an error that says
-    it was stdout; a closed pipe stays BrokenPipeError (exit 141, silent)."""
+    it was stdout. A closed stdout (the reader of the pipe has left, or fd 1
+    was closed) is BrokenPipeError: main() stops silently with exit 141."""
     try:
         yield
     except BrokenPipeError:
         raise
     except OSError as e:
+        if e.errno == errno.EBADF:
+            raise BrokenPipeError(errno.EPIPE, "stdout is closed") from None
         silence_stdout()
         raise CliError(f"cannot write to stdout: {e.strerror or e}") from None
 
@@ -82,7 +94,7 @@ def emit_json(data: dict[str, Any], exit_code: int = 0) -> None:
     doc["warnings"] = list(_collected or ())
     doc["exit_code"] = exit_code
     with stdout_guard():
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        stdout().write(json.dumps(doc, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------
@@ -107,7 +119,7 @@ def print_failure(message: str, code: int, command: str | None, as_json: bool) -
     if as_json:
         try:
             emit_json({"command": command, "error": message}, code)
-            sys.stdout.flush()
+            stdout().flush()
         except (OSError, ValueError, CliError):
             silence_stdout()
     return code
@@ -128,8 +140,8 @@ def _text_fingerprint(report: dict[str, Any]) -> None:
 def _text_files(report: dict[str, Any]) -> None:
     sep = report["_separator"]
     with stdout_guard():
-        stream = sys.stdout.buffer
-        sys.stdout.flush()
+        stream = stdout().buffer
+        stdout().flush()
         for name in report["files"]:
             stream.write(os.fsencode(name) + sep)
         stream.flush()
@@ -160,7 +172,12 @@ def _text_status(report: dict[str, Any]) -> None:
             out(f"  (per-file changes: save an index after building with `{report['_index_command']}`)")
     else:
         if not index["matches_manifest"]:
-            out(f"  note: index {show(index['path'])} was saved for a different build; files are compared with the index")
+            out(f"  note: index {show(index['path'])} was saved for a different build; refresh it with "
+                f"`{report['_index_command']}` (`flash-native build` keeps it current)")
+            if recorded == current:  # its differences are not changes since the build
+                index = {"added": [], "removed": [], "modified": []}
+            else:
+                out("  files changed since that index:")
         for kind in ("added", "removed", "modified"):
             names = index[kind]
             for name in names[:LIST_LIMIT]:

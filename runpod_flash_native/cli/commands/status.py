@@ -13,9 +13,10 @@ from typing import Any
 from .._checks import secret_warnings, symlink_warnings
 from .._common import (
     DEFAULT_INDEX_RELPATH, EXIT_CHANGED, EXIT_OK, MANIFEST_RELPATH, PROG, CliError, Guard,
-    project_dir, read_json, show,
+    read_json, show,
 )
 from .._index import diff_against_index, load_index
+from .._locate import display_dir, is_flash_project, locate_project, nearest_built_project, not_a_project_message
 from .._project import walk_and_fingerprint
 from .._report import warn
 from ._flash_version import modelled_flash
@@ -30,11 +31,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from ... import scope
 
     flash_version = modelled_flash(args)
-    root = project_dir(args.dir)
+    root = locate_project(args.dir)
+    shown = display_dir(args.dir, root)
     manifest_path = root / MANIFEST_RELPATH
     if args.env is None:
         manifest, recorded = _read_manifest(manifest_path)
-    index_path, index = _read_index(args, root)
+    index_path, index = _read_index(args, root, shown)
     deployed = None
     if args.env is not None:
         deployed = fetch_deployed(args, root)
@@ -43,6 +45,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         manifest, recorded = _deployed_manifest(deployed)
 
     files, current = walk_and_fingerprint(root)
+    if not is_flash_project(root, files):
+        warn(not_a_project_message(root), kind="not_a_flash_project", path=str(root))
     index_report = None if index is None else _compare_with_index(root, files, current, recorded, index_path, index)
 
     # per endpoint: flash's rule vs its own scope (runpod_flash_native.scope)
@@ -76,7 +80,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "exit_code": EXIT_CHANGED if rolls else EXIT_OK,
         "_warnings": secret_warnings(root, files) + symlink_warnings(root, files),
         "_scoped": scoped,
-        "_index_command": index_command(args.dir),
+        "_index_command": index_command(shown),
     }
     if deployed is not None:
         report["deployed"] = deployed.to_dict()
@@ -131,7 +135,9 @@ def _read_manifest(path: Path) -> tuple[dict[str, Any], str]:
     from ... import scope
 
     if not path.exists():
-        raise CliError(f"{show(path)}: no manifest (run `flash build` first)")
+        above = nearest_built_project(path.parent.parent.parent)
+        hint = f"; {show(above)} has one: pass it as DIR" if above is not None else ""
+        raise CliError(f"{show(path)}: no manifest (run `flash build` first{hint})")
     manifest = read_json(path, "manifest")
     if not isinstance(manifest, dict):
         raise CliError(f"{show(path)}: not a flash manifest (expected a JSON object)")
@@ -144,7 +150,7 @@ def _read_manifest(path: Path) -> tuple[dict[str, Any], str]:
     return manifest, recorded
 
 
-def _read_index(args: argparse.Namespace, root: Path) -> tuple[Path, dict[str, Any] | None]:
+def _read_index(args: argparse.Namespace, root: Path, shown: str) -> tuple[Path, dict[str, Any] | None]:
     """The index named by --index (required to load), else the default one
     when it exists: one that cannot be used only costs the per-file details."""
     if args.index:
@@ -157,7 +163,7 @@ def _read_index(args: argparse.Namespace, root: Path) -> tuple[Path, dict[str, A
         return path, load_index(path)
     except CliError as e:
         warn(
-            f"{e}; comparing fingerprints only (rewrite it with `{index_command(args.dir)}`)",
+            f"{e}; comparing fingerprints only (rewrite it with `{index_command(shown)}`)",
             kind="index", path=str(path),
         )
         return path, None
