@@ -71,6 +71,8 @@ def _disk(top: Path) -> dict[str, str]:
             rel = p.relative_to(top).as_posix()
             if rel.startswith("app/.flash/.build/runpod_flash/"):
                 continue  # flash's bundled package, copied by flash's own code
+            if rel == "app/.flash/source_index.json":
+                continue  # flash-native's per-file index, README's one listed addition on disk
             st = os.lstat(p)
             if stat.S_ISLNK(st.st_mode):
                 out[rel] = "link:" + os.readlink(p)
