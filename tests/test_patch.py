@@ -43,6 +43,7 @@ EXPECTED_SITES = {
     ("runpod_flash.cli.commands.build_utils.scanner", "threading"): ("runpod_flash_native._threadshim", "scanner_threading"),
     ("runpod_flash.cli.commands.build", "RuntimeScanner"): ("runpod_flash_native._build_hooks", "RuntimeScanner"),
     ("runpod_flash.cli.commands.build", "validate_local_module_imports"): ("runpod_flash_native._validate", "validate_local_module_imports"),
+    ("runpod_flash.cli.commands.build", "subprocess"): ("runpod_flash_native._build_steps", "pip_subprocess"),
 }
 
 
@@ -64,6 +65,8 @@ def flash_sites():
             assert fn is ast, (module, attr, fn)
         elif attr == "threading":
             assert fn is threading, (module, attr, fn)
+        elif attr == "subprocess":
+            assert fn is subprocess, (module, attr, fn)
         elif attr == "ManifestBuilder":
             assert fn.__module__ == "runpod_flash.cli.commands.build_utils.manifest", (module, attr, fn)
         else:
