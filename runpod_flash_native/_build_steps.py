@@ -7,9 +7,10 @@ dependencies: the pip install.
 ``.pyc`` (``cleanup_python_bytecode``) before it packs the archive: for an app
 depending on transformers that is most of pip's time, spent on files nobody
 ships. :data:`pip_subprocess` stands in for ``subprocess`` in flash's build
-module; it runs flash's exact pip command with ``--no-compile`` after
-``install`` (pip's own flag; resolution, wheels, target and every other flag
-untouched). The build directory then differs from flash's only in the
+module; it runs flash's exact pip command with ``--no-compile`` and
+``--no-warn-conflicts`` after ``install`` (pip's own flags, both since pip 10;
+resolution, wheels, target and every other flag untouched; see
+:data:`PIP_FLAGS`). The build directory then differs from flash's only in the
 ``RECORD`` files pip writes, which no longer list the ``.pyc`` files flash
 deletes. ``RUNPOD_FLASH_NATIVE_PIP_COMPILE=1`` restores flash's exact command.
 Every other call (``pip --version``, ``ensurepip``, ``uv pip``, which never
@@ -24,10 +25,10 @@ import sys
 import types
 from typing import Any
 
-__all__ = ["PIP_COMPILE_ENV", "pip_compiles", "pip_subprocess"]
+__all__ = ["PIP_COMPILE_ENV", "PIP_FLAGS", "pip_compiles", "pip_subprocess"]
 
 #: "1"/"true"/"yes"/"on": run flash's exact pip command (pip byte-compiles);
-#: "0"/"false"/"no"/"off"/"" or unset: add ``--no-compile``.
+#: "0"/"false"/"no"/"off"/"" or unset: add :data:`PIP_FLAGS`.
 PIP_COMPILE_ENV = "RUNPOD_FLASH_NATIVE_PIP_COMPILE"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -57,8 +58,15 @@ def _is_pip_target_install(args: object) -> bool:
     )
 
 
+#: Added after "install". ``--no-warn-conflicts`` skips pip's check of the
+#: *running* environment against the new packages (meaningless for
+#: ``--target``): pip prints its warnings only after a successful install,
+#: whose output flash discards, so nobody could see them.
+PIP_FLAGS = ("--no-compile", "--no-warn-conflicts")
+
+
 def _with_no_compile(args: list[Any]) -> list[Any]:
-    return [*args[:4], "--no-compile", *args[4:]]
+    return [*args[:4], *PIP_FLAGS, *args[4:]]
 
 
 class _PipSubprocess(types.ModuleType):

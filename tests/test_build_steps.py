@@ -133,12 +133,12 @@ def test_patched_install_differs_from_flash_only_in_record_pyc_lines(local_pip, 
         _flash_install(tmp_path / "ours")
     ours_cmds = [c for c in recorded_runs if "install" in c]
 
-    # flash's exact command, with --no-compile after "install"
+    # flash's exact command, with --no-compile --no-warn-conflicts after "install"
     assert len(flash_cmds) == len(ours_cmds) == 1
     flash_cmd, ours_cmd = flash_cmds[0], ours_cmds[0]
     assert ours_cmd[:4] == [sys.executable, "-m", "pip", "install"]
-    assert ours_cmd[4] == "--no-compile"
-    assert ours_cmd[:4] + ours_cmd[5:] == flash_cmd
+    assert ours_cmd[4:6] == ["--no-compile", "--no-warn-conflicts"]
+    assert ours_cmd[:4] + ours_cmd[6:] == flash_cmd
 
     flash_tree, ours_tree = _tree(tmp_path / "flash"), _tree(tmp_path / "ours")
     # what the wheels put there: namespace package, .data/ scripts, data,
