@@ -36,6 +36,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -277,13 +278,18 @@ def run_build(app: Path, impl: str, threads: int | None) -> tuple[float, dict[st
     phases_path = app.parent / "phases.json"
     phases_path.unlink(missing_ok=True)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", impl, "--phases-out", str(phases_path), "build"]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=app, env=_env(threads), capture_output=True, text=True)
     dt = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.exit(f"{impl} build failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     phases = json.loads(phases_path.read_text())
     phases["other"] = dt - sum(phases.values())
+    # CPU of the build process and its children (pip), all threads: less
+    # sensitive than wall time to the machine's other jobs
+    phases["cpu"] = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     return dt, phases
 
 
@@ -344,9 +350,12 @@ def bench_app(name: str, args: argparse.Namespace, threads: list[int]) -> dict:
     same = fingerprint(apps["flash"]) == fingerprint(apps["native"])
     same_members = _archive_members(apps["flash"]) == _archive_members(apps["native"])
     med = {k: statistics.median(v) for k, v in times.items()}
-    phase_med = {k: {p: statistics.median(r.get(p, 0.0) for r in v) for p in PHASE_NAMES} for k, v in phases.items()}
+    phase_med = {k: {p: statistics.median(r.get(p, 0.0) for r in v) for p in PHASE_NAMES + ("cpu",)}
+                 for k, v in phases.items()}
+    # flash's and ours from the same round, one ratio per round
+    paired = {k: [f / n for f, n in zip(times["flash"], v)] for k, v in times.items() if k != "flash"}
     return {"app": name, "runs": args.runs, "median_s": med, "speedup": {k: med["flash"] / v for k, v in med.items() if k != "flash"},
-            "all_s": times, "phases_s": phase_med, "same_fingerprint": same, "same_archive_contents": same_members,
+            "all_s": times, "paired_ratios": paired, "phases_s": phase_med, "same_fingerprint": same, "same_archive_contents": same_members,
             "size_ratio": _size(apps["native"]) / _size(apps["flash"]),
             "load_1min": loads, "cpus": os.cpu_count()}
 
@@ -359,6 +368,9 @@ def _markdown(r: dict) -> str:
         lines.append(f"| {p} | " + " | ".join(f"{r['phases_s'][k][p]:.2f} s" for k in keys) + " |")
     lines.append("| **total (wall)** | " + " | ".join(
         f"**{r['median_s'][k]:.2f} s**" + ("" if k == "flash" else f" ({r['speedup'][k]:.2f}×)") for k in keys) + " |")
+    lines.append("| CPU (user + system, with pip) | " + " | ".join(
+        f"{r['phases_s'][k]['cpu']:.2f} s" + ("" if k == "flash" else f" ({r['phases_s']['flash']['cpu'] / r['phases_s'][k]['cpu']:.2f}×)")
+        for k in keys) + " |")
     return "\n".join(lines)
 
 
@@ -385,7 +397,8 @@ def main() -> None:
         for k, v in result["median_s"].items():
             extra = "" if k == "flash" else f"  {result['median_s']['flash'] / v:.2f}x flash"
             runs = " ".join(f"{x:.1f}" for x in result["all_s"][k])
-            print(f"  {k:12s} {v:7.2f} s{extra}   (runs: {runs})")
+            pairs = "" if k == "flash" else "; per-round ratios " + " ".join(f"{x:.2f}" for x in result["paired_ratios"][k])
+            print(f"  {k:12s} {v:7.2f} s{extra}   (runs: {runs}{pairs})")
         print("  same source_fingerprint:", result["same_fingerprint"],
               "| same archive members and contents (RECORD .pyc lines aside):", result["same_archive_contents"],
               f"| archive size ours/flash: {result['size_ratio']:.4f}")
