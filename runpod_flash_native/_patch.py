@@ -19,6 +19,7 @@ flash module attribute                                 native replacement
 ``ast`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``   :data:`runpod_flash_native._astcache.flash_ast` (memoized ``ast.parse``/``ast.walk``)
 ``ast`` in ``stubs.local_modules``                     :data:`runpod_flash_native._astcache.flash_ast_imports` (the same cache; ``walk`` yields only the import and call nodes flash looks at)
 ``cli.commands.build.validate_local_module_imports``   :func:`runpod_flash_native._validate.validate_local_module_imports` (flash's function, file-system reads memoized per call)
+``subprocess`` in ``cli.commands.build``              :data:`runpod_flash_native._build_steps.pip_subprocess` (flash's ``pip install --target`` command with ``--no-compile``)
 =====================================================  ===========================================================
 
 ``runpod_flash.cli.utils.ignore`` itself is left alone: flash's own modules
@@ -126,6 +127,9 @@ SITES: tuple[_Site, ...] = (
     # flash's own validation, with its file-system reads memoized per call
     _Site(_BUILD, "validate_local_module_imports", ("files", "project_dir"), _N_VALIDATE,
           "validate_local_module_imports", optional=True),
+    # flash's pip command with --no-compile: pip byte-compiles every installed
+    # file and run_build deletes the .pyc again (_build_steps)
+    _Site(_BUILD, "subprocess", None, "runpod_flash_native._build_steps", "pip_subprocess"),
 )
 
 _lock = threading.RLock()

@@ -475,6 +475,39 @@ def test_fallback_to_stdlib_zlib_gives_the_same_stream(tmp_path, monkeypatch):
     assert len(mine) <= 1.01 * len(theirs)
 
 
+_NO_ZLIB_NG_CHILD = """
+import sys, warnings
+from pathlib import Path
+if sys.argv[1] == "blocked":
+    sys.modules["zlib_ng"] = None  # import zlib_ng raises ImportError
+warnings.simplefilter("error")  # the notice must not go through warnings
+from runpod_flash_native.build import create_tarball
+build = Path(sys.argv[2])
+for i in range(3):
+    create_tarball(build, build.parent / f"a{i}.tar.gz", "app")
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("zlib_ng", ["blocked", "available"])
+def test_without_zlib_ng_the_archive_says_so_once_with_the_install_command(tmp_path, zlib_ng):
+    from reference import child_env
+
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "a.py").write_text("x = 1\n" * 1000)
+    proc = subprocess.run([sys.executable, "-c", _NO_ZLIB_NG_CHILD, zlib_ng, str(build)],
+                          capture_output=True, text=True, timeout=120, env=child_env(), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "ok\n"
+    if zlib_ng == "blocked":
+        assert proc.stderr.count("zlib-ng is not installed") == 1, proc.stderr
+        assert "pip install zlib-ng" in proc.stderr
+        assert proc.stderr.strip() == _pgzip.NO_ZLIB_NG_WARNING
+    else:
+        assert proc.stderr == ""
+
+
 def test_existing_output_is_replaced_and_output_inside_build_dir_is_skipped(tmp_path):
     build = tmp_path / "build"
     build.mkdir()

@@ -40,6 +40,7 @@ EXPECTED_SITES = {
     ("runpod_flash.cli.commands.build_utils.scanner", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
     ("runpod_flash.stubs.local_modules", "ast"): ("runpod_flash_native._astcache", "flash_ast_imports"),
     ("runpod_flash.cli.commands.build", "validate_local_module_imports"): ("runpod_flash_native._validate", "validate_local_module_imports"),
+    ("runpod_flash.cli.commands.build", "subprocess"): ("runpod_flash_native._build_steps", "pip_subprocess"),
 }
 
 
@@ -59,6 +60,8 @@ def flash_sites():
     for (module, attr), fn in originals.items():
         if attr == "ast":
             assert fn is ast, (module, attr, fn)
+        elif attr == "subprocess":
+            assert fn is subprocess, (module, attr, fn)
         elif attr == "ManifestBuilder":
             assert fn.__module__ == "runpod_flash.cli.commands.build_utils.manifest", (module, attr, fn)
         else:
