@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -243,17 +244,17 @@ def _install_phase_timers(out_path: str) -> None:
 
 def child(impl: str, out_path: str, argv: list[str]) -> int:
     if impl == "native":
-        from runpod_flash_native import flash_cli
+        from runpod_flash_native.patch import main as flash_native
 
-        real_patch = flash_cli.patch_flash
+        real_patch = flash_native.apply_patch
 
-        def patch_then_time() -> bool:
-            ok = real_patch()
+        def patch_then_time(report: Callable[[str], None]) -> bool:
+            ok = real_patch(report)
             _install_phase_timers(out_path)
             return ok
 
-        flash_cli.patch_flash = patch_then_time  # type: ignore[assignment]
-        return flash_cli.main(argv)
+        flash_native.apply_patch = patch_then_time  # type: ignore[assignment]
+        return flash_native.main(argv)
     _install_phase_timers(out_path)
     from runpod_flash.cli.main import app
 

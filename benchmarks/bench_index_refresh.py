@@ -74,7 +74,7 @@ def main() -> None:
         small = Path(tmp) / "small_app_(6_modules)"
         env = dict(os.environ, PYTHONPATH=str(ROOT), FLASH_NO_UPDATE_CHECK="1", HOME=tmp,
                    RUNPOD_FLASH_SILENCE_DEPRECATION="1")
-        code = "import sys; from runpod_flash_native.flash_cli import main; sys.exit(main(['build']))"
+        code = "import sys; from runpod_flash_native.patch.main import main; sys.exit(main(['build']))"
         builds = [timed(lambda: subprocess.run([sys.executable, "-c", code], cwd=small, env=env,
                                                capture_output=True, check=True)) for _ in range(3)]
         print(f"\n`flash-native build` of the small app (no dependencies), median of 3: {statistics.median(builds):.2f} s")

@@ -56,7 +56,7 @@ except ImportError as _e:
     raise _explain_missing_extension(_e) from None
 from ._fingerprint import SourceChangedError, SymlinkLoopError
 from .build import compute_source_fingerprint, fingerprint_project, fingerprint_project_files
-from ._patch import patch_flash, unpatch_flash, patched
+from .patch import patch_flash, unpatch_flash, patched
 
 __version__ = "0.1.0"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runpod_flash_native import _astcache
+from runpod_flash_native.patch import ast_memo as _astcache
 
 
 def test_same_source_same_tree_and_walk_order():
@@ -118,7 +118,6 @@ def test_flash_build_analyses_answer_the_same_patched(tmp_path):
 
     root = tmp_path / "app"
     files = _project(root)
-    saved = build.console.file
     try:
         runpod_flash_native.unpatch_flash()
         plain = _run_flash_analyses(root, files)
@@ -131,7 +130,7 @@ def test_flash_build_analyses_answer_the_same_patched(tmp_path):
         assert build.ast is ast
         assert _astcache.flash_ast._rfn_cache.trees == {}  # emptied by unpatch
     finally:
-        build.console.file = saved
+        build.console.file = None  # flash's Console(): follow sys.stdout again
     assert first == plain
     assert again == plain
     assert plain[0][1] == ["numpy==1.26", "rich"]  # the analyses saw the project at all

@@ -20,8 +20,8 @@ import pytest
 
 import runpod_flash.cli.commands.build as flash_build
 
-from runpod_flash_native import _build_steps
-from runpod_flash_native._patch import patched
+from runpod_flash_native.patch import pip_install as _build_steps
+from runpod_flash_native.patch import patched
 
 
 def _record_hash(data: bytes) -> str:

@@ -254,7 +254,7 @@ _APP = {
 
 
 def _build(root: Path, *, native: bool, scoped: bool = False) -> subprocess.CompletedProcess[str]:
-    code = "import sys; from runpod_flash_native.flash_cli import main; sys.exit(main(['build']))"
+    code = "import sys; from runpod_flash_native.patch.main import main; sys.exit(main(['build']))"
     argv = [sys.executable, "-c", code] if native else [sys.executable, "-m", "runpod_flash.cli.main", "build"]
     env = _env(HOME=str(root.parent), XDG_CONFIG_HOME=str(root.parent / "cfg"),
                FLASH_NO_UPDATE_CHECK="1", RUNPOD_FLASH_SILENCE_DEPRECATION="1")
@@ -359,7 +359,7 @@ def _flash_extra_requirement() -> str:
 def test_missing_flash_hint_installs_runpod_flash_itself(tmp_path: Path):
     """runpod-flash-native is not on PyPI yet: the hint names runpod-flash
     with the range of the [flash] extra, which pip can install today."""
-    code = "import sys; sys.modules['runpod_flash'] = None\nfrom runpod_flash_native.flash_cli import main\nsys.exit(main(['build']))"
+    code = "import sys; sys.modules['runpod_flash'] = None\nfrom runpod_flash_native.patch.main import main\nsys.exit(main(['build']))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stdout == ""
     [line] = proc.stderr.splitlines()
@@ -374,7 +374,7 @@ def test_missing_flash_hint_installs_runpod_flash_itself(tmp_path: Path):
 def test_flash_native_version_says_the_native_patch_is_active(tmp_path: Path):
     from runpod_flash_native import __version__
 
-    code = "import sys; from runpod_flash_native.flash_cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from runpod_flash_native.patch.main import main; sys.exit(main(sys.argv[1:]))"
     for flag in ("--version", "-v"):
         proc = subprocess.run([sys.executable, "-c", code, flag], cwd=tmp_path, capture_output=True, text=True,
                               env=_env(FLASH_NO_UPDATE_CHECK="1"), timeout=120)
@@ -383,8 +383,8 @@ def test_flash_native_version_says_the_native_patch_is_active(tmp_path: Path):
         assert lines[0].startswith("Runpod Flash CLI v")  # flash's own line first, unchanged
         assert lines[1:] == [f"runpod-flash-native {__version__}: native patch active"], proc.stdout
     # a runpod-flash outside the verified range: the patch is not applied, and --version says so
-    unverified = ("import sys; import runpod_flash_native._patch as p; p.version_supported = lambda v: False\n"
-                  "from runpod_flash_native.flash_cli import main; sys.exit(main(['--version']))")
+    unverified = ("import sys; import runpod_flash_native.patch as p; p.version_supported = lambda v: False\n"
+                  "from runpod_flash_native.patch.main import main; sys.exit(main(['--version']))")
     proc = subprocess.run([sys.executable, "-c", unverified], cwd=tmp_path, capture_output=True, text=True,
                           env=_env(FLASH_NO_UPDATE_CHECK="1"), timeout=120)
     assert proc.returncode == 0, proc.stderr

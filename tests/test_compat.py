@@ -31,7 +31,7 @@ flash_ignore = pytest.importorskip("runpod_flash.cli.utils.ignore")
 from runpod_flash.cli.commands import build as flash_build  # noqa: E402
 
 import runpod_flash_native  # noqa: E402
-from runpod_flash_native import _patch, deployment  # noqa: E402
+from runpod_flash_native import patch as _patch, deployment  # noqa: E402
 from runpod_flash_native import build as rfn_build  # noqa: E402
 from runpod_flash_native import ignore as rfn_ignore  # noqa: E402
 
@@ -199,7 +199,7 @@ def test_patch_flash_applies_cleanly():
             assert active is True
             from runpod_flash.cli.commands import build as b
 
-            from runpod_flash_native import _build_hooks
+            from runpod_flash_native.patch import build_hooks as _build_hooks
 
             assert b.get_file_tree is _build_hooks.get_file_tree  # rfn_ignore's walk, cleaning up after a loop
             assert b.load_ignore_patterns is _build_hooks.load_ignore_patterns  # rfn_ignore's, flash's messages

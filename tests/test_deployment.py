@@ -1071,7 +1071,7 @@ import inspect
 import re
 import textwrap
 
-from runpod_flash_native import _patch
+from runpod_flash_native import patch as _patch
 
 INSTALLED_FLASH = _patch._flash_version()
 INSTALLED_SKIPS = d.skips_client_mode(INSTALLED_FLASH)

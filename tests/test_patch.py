@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import runpod_flash_native
-from runpod_flash_native import _patch
+from runpod_flash_native import patch as _patch
 
 # Where the imported (built) package lives; subprocesses must import the same one.
 from reference import PACKAGE_ROOT, child_env
@@ -25,22 +25,22 @@ from reference import PACKAGE_ROOT, child_env
 # Every (flash module, attribute) the issue names, and the native object it must
 # become.
 EXPECTED_SITES = {
-    ("runpod_flash.cli.commands.build", "compute_source_fingerprint"): ("runpod_flash_native._build_hooks", "compute_source_fingerprint"),
-    ("runpod_flash.cli.commands.build", "ManifestBuilder"): ("runpod_flash_native._build_hooks", "ManifestBuilder"),
-    ("runpod_flash.cli.commands.build", "load_ignore_patterns"): ("runpod_flash_native._build_hooks", "load_ignore_patterns"),
-    ("runpod_flash.cli.commands.build", "get_file_tree"): ("runpod_flash_native._build_hooks", "get_file_tree"),
-    ("runpod_flash.cli.commands.build_utils.scanner", "load_ignore_patterns"): ("runpod_flash_native._build_hooks", "load_ignore_patterns"),
+    ("runpod_flash.cli.commands.build", "compute_source_fingerprint"): ("runpod_flash_native.patch.build_hooks", "compute_source_fingerprint"),
+    ("runpod_flash.cli.commands.build", "ManifestBuilder"): ("runpod_flash_native.patch.build_hooks", "ManifestBuilder"),
+    ("runpod_flash.cli.commands.build", "load_ignore_patterns"): ("runpod_flash_native.patch.build_hooks", "load_ignore_patterns"),
+    ("runpod_flash.cli.commands.build", "get_file_tree"): ("runpod_flash_native.patch.build_hooks", "get_file_tree"),
+    ("runpod_flash.cli.commands.build_utils.scanner", "load_ignore_patterns"): ("runpod_flash_native.patch.build_hooks", "load_ignore_patterns"),
     ("runpod_flash.cli.commands.build_utils.scanner", "get_file_tree"): ("runpod_flash_native.ignore", "get_file_tree"),
-    ("runpod_flash.cli.commands.run", "load_ignore_patterns"): ("runpod_flash_native._build_hooks", "load_ignore_patterns"),
+    ("runpod_flash.cli.commands.run", "load_ignore_patterns"): ("runpod_flash_native.patch.build_hooks", "load_ignore_patterns"),
     ("runpod_flash.cli.commands.run", "get_file_tree"): ("runpod_flash_native.ignore", "get_file_tree"),
     ("runpod_flash.cli.utils.deployment", "_resource_config_for_compare"): ("runpod_flash_native.deployment", "resource_config_for_compare"),
     ("runpod_flash.cli.commands.build", "create_tarball"): ("runpod_flash_native.build", "create_tarball"),
     ("runpod_flash.cli.commands.build", "copy_project_files"): ("runpod_flash_native.build", "copy_project_files"),
-    ("runpod_flash.cli.commands.build", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
-    ("runpod_flash.cli.commands.build_utils.scanner", "ast"): ("runpod_flash_native._astcache", "flash_ast"),
-    ("runpod_flash.stubs.local_modules", "ast"): ("runpod_flash_native._astcache", "flash_ast_imports"),
-    ("runpod_flash.cli.commands.build", "validate_local_module_imports"): ("runpod_flash_native._validate", "validate_local_module_imports"),
-    ("runpod_flash.cli.commands.build", "subprocess"): ("runpod_flash_native._build_steps", "pip_subprocess"),
+    ("runpod_flash.cli.commands.build", "ast"): ("runpod_flash_native.patch.ast_memo", "flash_ast"),
+    ("runpod_flash.cli.commands.build_utils.scanner", "ast"): ("runpod_flash_native.patch.ast_memo", "flash_ast"),
+    ("runpod_flash.stubs.local_modules", "ast"): ("runpod_flash_native.patch.ast_memo", "flash_ast_imports"),
+    ("runpod_flash.cli.commands.build", "validate_local_module_imports"): ("runpod_flash_native.patch.validate", "validate_local_module_imports"),
+    ("runpod_flash.cli.commands.build", "subprocess"): ("runpod_flash_native.patch.pip_install", "pip_subprocess"),
 }
 
 
@@ -249,7 +249,7 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-FLASH_NATIVE = "import sys; from runpod_flash_native.flash_cli import main; sys.exit(main())"
+FLASH_NATIVE = "import sys; from runpod_flash_native.patch.main import main; sys.exit(main())"
 
 
 def test_flash_native_entry_runs_flash(tmp_path):
@@ -271,9 +271,9 @@ def test_flash_native_entry_runs_flash(tmp_path):
 
 def test_flash_native_entry_outside_range_warns_and_runs_unpatched(tmp_path):
     code = (
-        "import sys, runpod_flash_native._patch as p\n"
+        "import sys, runpod_flash_native.patch as p\n"
         "p._flash_version = lambda: '9.0.0'\n"
-        "from runpod_flash_native.flash_cli import main\n"
+        "from runpod_flash_native.patch.main import main\n"
         "rc = main(['--version'])\n"
         "import runpod_flash.cli.commands.build as b\n"
         "print('PATCHED' if b.compute_source_fingerprint.__module__.startswith('runpod_flash_native') else 'FLASH')\n"
@@ -390,9 +390,9 @@ spy(ni, "load_ignore_patterns")
 spy(ni, "get_file_tree")
 spy(nb, "create_tarball")
 spy(nb, "copy_project_files")
-import runpod_flash_native._validate as nv, runpod_flash_native._build_hooks as nh
+import runpod_flash_native.patch.validate as nv, runpod_flash_native.patch.build_hooks as nh
 spy(nv, "validate_local_module_imports")
-from runpod_flash_native.flash_cli import main
+from runpod_flash_native.patch.main import main
 rc = main(["build"])
 print("NATIVE-CALLS " + json.dumps(calls))
 sys.exit(rc)
@@ -529,7 +529,7 @@ def spy(self, *a, **k):
     spawned.append(a[0] if a else k.get("args"))
     orig_popen_init(self, *a, **k)
 subprocess.Popen.__init__ = spy
-from runpod_flash_native import flash_cli
+from runpod_flash_native.patch import main as flash_cli
 code = flash_cli.main(["--help"])
 subprocess.Popen.__init__ = orig_popen_init
 from runpod.serverless.utils import rp_debugger

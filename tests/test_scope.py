@@ -525,12 +525,12 @@ E2E_APP = {
     "README.md": "# two workers\n",
 }
 
-# flash-native wires scoping into `flash build` (runpod_flash_native._build_hooks,
+# flash-native wires scoping into `flash build` (runpod_flash_native.patch.build_hooks,
 # bound by the patch): ManifestBuilder.build() hands its manifest to the
 # compute_source_fingerprint call right after it, which makes it scoped.
 WIRED_BUILD = """\
 import sys
-from runpod_flash_native.flash_cli import main
+from runpod_flash_native.patch.main import main
 sys.exit(main(["build"]))
 """
 
@@ -773,7 +773,7 @@ def test_build_with_a_broken_pyproject_gets_flash_fingerprint_and_a_warning(tmp_
     `flash-native build`: the build gets flash's global fingerprint (every
     endpoint rolls: nothing missed) and one warning naming the file; an
     invalid FLASH_NATIVE_SCOPED_ROLLS value still fails."""
-    from runpod_flash_native import _build_hooks
+    from runpod_flash_native.patch import build_hooks as _build_hooks
 
     root = tmp_path / "app"
     write_tree(root, {"worker.py": "x = 1\n", "pyproject.toml": "[tool.runpod-flash-native\nscoped-rolls = true\n"})

@@ -1,6 +1,6 @@
 """``validate_local_module_imports`` patched (flash's function with memoized
-file-system reads, :mod:`runpod_flash_native._validate`, plus the
-import-node-only walk of :mod:`runpod_flash_native._astcache`) against flash's
+file-system reads, :mod:`runpod_flash_native.patch.validate`, plus the
+import-node-only walk of :mod:`runpod_flash_native.patch.ast_memo`) against flash's
 own, unpatched, on generated projects: the same outcome, the same error text,
 the same warnings in the same order."""
 
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import runpod_flash_native
-from runpod_flash_native import _astcache, _validate
+from runpod_flash_native.patch import ast_memo as _astcache, validate as _validate
 
 build = pytest.importorskip("runpod_flash.cli.commands.build")
 local_modules = pytest.importorskip("runpod_flash.stubs.local_modules")
@@ -91,7 +91,6 @@ def _write(root: Path, bodies: dict[str, bytes], link: str | None) -> None:
 
 def _outcome(files: list[Path], root: Path) -> tuple[object, str]:
     out = io.StringIO()
-    saved = build.console.file
     build.console.file = out
     try:
         build.validate_local_module_imports(files, root)
@@ -101,7 +100,7 @@ def _outcome(files: list[Path], root: Path) -> tuple[object, str]:
     except Exception as e:  # noqa: BLE001 - whatever flash raises, ours must too
         result = (type(e).__name__, str(e))
     finally:
-        build.console.file = saved
+        build.console.file = None  # flash's Console(): follow sys.stdout again
     return result, out.getvalue()
 
 

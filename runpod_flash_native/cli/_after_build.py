@@ -1,5 +1,5 @@
 """What ``flash-native build`` adds after flash's fingerprint step (called
-once from the patched build, :mod:`runpod_flash_native._build_hooks`): a line
+once from the patched build, :mod:`runpod_flash_native.patch.build_hooks`): a line
 saying scoped rolls are on, and ``.flash/source_index.json`` kept current so
 that ``runpod-flash-native status`` lists the changed files."""
 

@@ -137,7 +137,7 @@ def _load_flash(root: Path) -> _Flash:
     if importlib.util.find_spec("runpod_flash") is None:
         raise CliError("runpod-flash is not installed: --env reads the deployed build through its API client "
                        "(pip install runpod-flash)")
-    from ..flash_cli import _in_process_cpu_probe
+    from ..patch.main import _in_process_cpu_probe
 
     try:
         with _in_process_cpu_probe(), _quiet_import(root):

@@ -17,7 +17,7 @@ work once. Failed parses are not cached: they raise again, as they would.
 namespace (so ``ast.Import``, ``ast.literal_eval``... are the very same
 objects and ``isinstance`` checks are unchanged) with ``parse`` and ``walk``
 replaced. The patch binds it as the ``ast`` global of the flash modules listed
-in :mod:`runpod_flash_native._patch`.
+in :mod:`runpod_flash_native.patch`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ._patch import SUPPORTED_FLASH_VERSIONS, apply_patch
+from . import SUPPORTED_FLASH_VERSIONS, apply_patch
 
 PROG = "flash-native"
 # What works today: runpod-flash-native is not on PyPI yet, so its [flash]
@@ -87,7 +87,7 @@ def _in_process_cpu_probe() -> Iterator[None]:
 
 
 def _version_line(active: bool) -> str:
-    from . import __version__
+    from .. import __version__
 
     state = "active" if active else "not active (flash runs its own code; the warning above says why)"
     return f"runpod-flash-native {__version__}: native patch {state}"

@@ -33,10 +33,10 @@ from typing import Any
 
 from runpod_flash.cli.commands.build_utils.manifest import ManifestBuilder as _FlashManifestBuilder
 
-from . import _fingerprint
-from . import build as _build
-from . import ignore as _ignore
-from . import scope as _scope
+from .. import _fingerprint
+from .. import build as _build
+from .. import ignore as _ignore
+from .. import scope as _scope
 
 __all__ = ["ManifestBuilder", "compute_source_fingerprint", "get_file_tree", "load_ignore_patterns"]
 
@@ -126,7 +126,7 @@ def compute_source_fingerprint(
     else:
         result = _scope.fingerprint_for_build(project_dir, files, manifest, enabled=True)
     if manifest is not None:  # flash's build: flash-native's own additions, apart
-        from .cli._after_build import after_build
+        from ..cli._after_build import after_build
 
         after_build(project_dir, files, manifest, result)
     return result

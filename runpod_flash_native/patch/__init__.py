@@ -8,18 +8,18 @@ every later call):
 =====================================================  ===========================================================
 flash module attribute                                 native replacement
 =====================================================  ===========================================================
-``cli.commands.build.compute_source_fingerprint``      :func:`runpod_flash_native._build_hooks.compute_source_fingerprint` (the native fingerprint; scoped when switched on)
-``cli.commands.build.ManifestBuilder``                 :class:`runpod_flash_native._build_hooks.ManifestBuilder` (flash's, handing its manifest to the fingerprint)
-``load_ignore_patterns`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``, ``cli.commands.run`` (``flash dev``)   :func:`runpod_flash_native._build_hooks.load_ignore_patterns` (the native patterns; pathspec's own errors and warnings for the same lines)
-``cli.commands.build.get_file_tree``                   :func:`runpod_flash_native._build_hooks.get_file_tree` (the native walk; a refused symlink loop leaves no ``.flash/.build``)
+``cli.commands.build.compute_source_fingerprint``      :func:`runpod_flash_native.patch.build_hooks.compute_source_fingerprint` (the native fingerprint; scoped when switched on)
+``cli.commands.build.ManifestBuilder``                 :class:`runpod_flash_native.patch.build_hooks.ManifestBuilder` (flash's, handing its manifest to the fingerprint)
+``load_ignore_patterns`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``, ``cli.commands.run`` (``flash dev``)   :func:`runpod_flash_native.patch.build_hooks.load_ignore_patterns` (the native patterns; pathspec's own errors and warnings for the same lines)
+``cli.commands.build.get_file_tree``                   :func:`runpod_flash_native.patch.build_hooks.get_file_tree` (the native walk; a refused symlink loop leaves no ``.flash/.build``)
 ``get_file_tree`` in ``cli.commands.build_utils.scanner``, ``cli.commands.run``   :func:`runpod_flash_native.ignore.get_file_tree`
 ``cli.utils.deployment._resource_config_for_compare``  :func:`runpod_flash_native.deployment.resource_config_for_compare`
 ``cli.commands.build.create_tarball``                  :func:`runpod_flash_native.build.create_tarball`
 ``cli.commands.build.copy_project_files``              :func:`runpod_flash_native.build.copy_project_files`
-``ast`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``   :data:`runpod_flash_native._astcache.flash_ast` (memoized ``ast.parse``/``ast.walk``)
-``ast`` in ``stubs.local_modules``                     :data:`runpod_flash_native._astcache.flash_ast_imports` (the same cache; ``walk`` yields only the import and call nodes flash looks at)
-``cli.commands.build.validate_local_module_imports``   :func:`runpod_flash_native._validate.validate_local_module_imports` (flash's function, file-system reads memoized per call)
-``subprocess`` in ``cli.commands.build``              :data:`runpod_flash_native._build_steps.pip_subprocess` (flash's ``pip install --target`` command with ``--no-compile``)
+``ast`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``   :data:`runpod_flash_native.patch.ast_memo.flash_ast` (memoized ``ast.parse``/``ast.walk``)
+``ast`` in ``stubs.local_modules``                     :data:`runpod_flash_native.patch.ast_memo.flash_ast_imports` (the same cache; ``walk`` yields only the import and call nodes flash looks at)
+``cli.commands.build.validate_local_module_imports``   :func:`runpod_flash_native.patch.validate.validate_local_module_imports` (flash's function, file-system reads memoized per call)
+``subprocess`` in ``cli.commands.build``              :data:`runpod_flash_native.patch.pip_install.pip_subprocess` (flash's ``pip install --target`` command with ``--no-compile``)
 =====================================================  ===========================================================
 
 ``runpod_flash.cli.utils.ignore`` itself is left alone: flash's own modules
@@ -98,9 +98,9 @@ _N_BUILD = "runpod_flash_native.build"
 _N_IGNORE = "runpod_flash_native.ignore"
 _N_DEPLOYMENT = "runpod_flash_native.deployment"
 _LOCAL_MODULES = "runpod_flash.stubs.local_modules"
-_N_AST = "runpod_flash_native._astcache"
-_N_HOOKS = "runpod_flash_native._build_hooks"
-_N_VALIDATE = "runpod_flash_native._validate"
+_N_AST = "runpod_flash_native.patch.ast_memo"
+_N_HOOKS = "runpod_flash_native.patch.build_hooks"
+_N_VALIDATE = "runpod_flash_native.patch.validate"
 
 _LOAD = ("load_ignore_patterns", ("project_dir",))
 _TREE = ("get_file_tree", ("directory", "spec", "base_dir"))
@@ -120,7 +120,7 @@ SITES: tuple[_Site, ...] = (
     _Site(_BUILD, "create_tarball", ("build_dir", "output_path", "app_name", "excluded_packages"),
           _N_BUILD, "create_tarball"),
     _Site(_BUILD, "copy_project_files", ("files", "source_dir", "dest_dir"), _N_BUILD, "copy_project_files"),
-    # flash parses every shipped file several times per build (see _astcache);
+    # flash parses every shipped file several times per build (see ast_memo);
     # local_modules only looks at import nodes and calls in what ast.walk yields.
     *(_Site(module, "ast", None, _N_AST, "flash_ast") for module in (_BUILD, _SCANNER)),
     _Site(_LOCAL_MODULES, "ast", None, _N_AST, "flash_ast_imports"),
@@ -128,8 +128,8 @@ SITES: tuple[_Site, ...] = (
     _Site(_BUILD, "validate_local_module_imports", ("files", "project_dir"), _N_VALIDATE,
           "validate_local_module_imports", optional=True),
     # flash's pip command with --no-compile: pip byte-compiles every installed
-    # file and run_build deletes the .pyc again (_build_steps)
-    _Site(_BUILD, "subprocess", None, "runpod_flash_native._build_steps", "pip_subprocess"),
+    # file and run_build deletes the .pyc again (pip_install)
+    _Site(_BUILD, "subprocess", None, "runpod_flash_native.patch.pip_install", "pip_subprocess"),
 )
 
 _lock = threading.RLock()
@@ -277,7 +277,7 @@ def unpatch_flash() -> bool:
                 setattr(module, attr, original)
                 restored = True
             del _active[(module_name, attr)]
-        from . import _astcache
+        from . import ast_memo as _astcache
 
         _astcache.clear()
         return restored

@@ -7,7 +7,7 @@ file's whole import closure afresh (``runpod_flash.stubs.local_modules``), so a
 module reached from N files is resolved, stat-ed and read N times. On a
 3,000-module app that is ~28,000 ``Path.resolve()`` calls (one ``lstat`` per
 path component each), ~37,000 ``is_file()`` stats and ~9,000 file reads: most
-of the step's time once :mod:`._astcache` has removed the repeated parses.
+of the step's time once :mod:`.ast_memo` has removed the repeated parses.
 
 :func:`validate_local_module_imports` runs flash's own function unchanged, with
 ``Path`` in flash's two modules bound, for the duration of the call, to
@@ -100,7 +100,7 @@ def _memoized(modules: Sequence[Any]) -> Iterator[None]:
 
 def _flash_function() -> Callable[..., None]:
     """flash's own function: the one the patch replaced, else the current one."""
-    from . import _patch
+    from .. import patch as _patch
 
     original = _patch.flash_original(_BUILD, "validate_local_module_imports")
     if original is None:
