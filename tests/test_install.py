@@ -1,12 +1,15 @@
 """Installing as a new user does, on a machine of the project's kind as it
 comes: no OpenSSL headers (libssl-dev), no pkg-config, only the runtime
 libcrypto.so.3. Builds run in scratch copies of the source tree; the one
-fresh virtual environment runs README's install command exactly as written."""
+fresh virtual environment runs README's install-and-run command exactly as
+written, on a one-endpoint flash app."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -89,27 +92,52 @@ def flash_fingerprint(root: Path) -> str:
     )
 
 
+# A flash app as small as one can be: one queue-based endpoint, no
+# dependencies, so `flash build` has no pip step and needs no network.
+APP_WORKER = """\
+from runpod_flash import Endpoint
+
+
+@Endpoint(name="hello_worker", cpu="cpu3c-1-2")
+async def hello(input_data: dict) -> dict:
+    return {"message": f"hello {input_data.get('name', 'world')}"}
+"""
+APP_PLACEHOLDER = "/path/to/your/flash/app"
+
+
 @pytest.mark.skipif(not _can_hide_headers(), reason="needs root and unshare to hide OpenSSL's headers")
 def test_readme_install_command_on_a_fresh_machine(tmp_path: Path):
-    """README's first command, run as written in a copy of the checkout, with
-    no OpenSSL headers and no pkg-config: it builds, installs into a new
-    virtual environment and prints flash's fingerprint of the checkout.
-    The same environment then has no runpod-flash: `flash-native` says how
-    to install it, in one line."""
+    """README's install-and-run command, run as written in a copy of the
+    checkout (a one-endpoint app's directory in place of its placeholder),
+    with no OpenSSL headers and no pkg-config: it builds and installs
+    runpod-flash-native with runpod-flash into a new virtual environment and
+    builds the app with `flash-native build`: flash's manifest, with flash's
+    fingerprint of the app, and the archive. The same environment without
+    runpod-flash: `flash-native` says how to install it, in one line."""
     src = copy_sources(tmp_path / "checkout")
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "worker.py").write_text(APP_WORKER)
     command = readme_block("## Install and run")
-    assert command.startswith("python3 -m venv .venv && . .venv/bin/activate && pip install . && ")
+    assert command.startswith("python3 -m venv .venv && . .venv/bin/activate && pip install '.[flash]' && "), command
+    assert command.endswith(f" && cd {APP_PLACEHOLDER} && flash-native build"), command
+    command = command.replace(APP_PLACEHOLDER, shlex.quote(str(app)))
     proc = subprocess.run(
-        as_fresh_machine(f"cd {src} && {command}"), capture_output=True, text=True,
+        as_fresh_machine(f"cd {shlex.quote(str(src))} && {command}"), capture_output=True, text=True,
         env=fresh_env(), timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == flash_fingerprint(src)
+    manifest = json.loads((app / ".flash" / "flash_manifest.json").read_text())
+    assert manifest["source_fingerprint"] == flash_fingerprint(app)
+    assert list(manifest["resources"]) == ["hello_worker"]
+    assert (app / ".flash" / "artifact.tar.gz").is_file()
 
     venv = src / ".venv"
     [so] = list(venv.glob("lib/python*/site-packages/runpod_flash_native/_fingerprint*.so"))
     assert "libcrypto.so.3" in needed_libs(so)
 
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "-q", "-y", "runpod-flash"],
+                   check=True, capture_output=True, env=fresh_env(), timeout=120)
     fn = subprocess.run([str(venv / "bin" / "flash-native"), "build"], capture_output=True, text=True,
                         env=fresh_env(), cwd=tmp_path, timeout=120)
     assert fn.returncode == 2, (fn.stdout, fn.stderr)
