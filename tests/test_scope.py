@@ -682,7 +682,7 @@ def test_status_global_manifest_tells_code_from_other_changes(tmp_path, capsys):
         assert ep["flash_rolls"] and ep["scope_changed"] and not ep["own_code_changed"]
         assert ep["changed_files"] == ["README.md"]
     code, out = cli(capsys, "status", tmp_path)
-    assert "flash rolls 2 endpoint(s), none of their code changed" in out
+    assert "the next deploy rolls 2 endpoint(s), none of their code changed" in out
 
     edit(tmp_path, "only_a.py")  # imported by A only
     report = json.loads(cli(capsys, "status", "--json", tmp_path)[1])
@@ -703,7 +703,11 @@ def test_status_scoped_manifest_rolls_only_the_changed_scope(tmp_path, capsys):
     assert report["recorded_fingerprint"] == json.loads(
         (tmp_path / ".flash/flash_manifest.json").read_text())[scope.MANIFEST_KEY]["source_fingerprint"]
     assert report["rolls"] == report["scoped_rolls"] == ["B"]
-    assert [n for n, ep in report["endpoints"].items() if ep["flash_rolls"]] == ["A", "B"]
+    # one answer per endpoint: what the next deploy of this (scoped) build rolls
+    assert [n for n, ep in report["endpoints"].items() if ep["flash_rolls"]] == ["B"]
+    assert [n for n, ep in report["endpoints"].items() if ep["rolls"]] == ["B"]
+    assert report["global_fingerprint_rolls"] == ["A", "B"]  # labelled: flash's global fingerprint
+    assert report["endpoints"]["A"]["own_code_changed"] is False
     code, out = cli(capsys, "status", tmp_path)
     assert "the next deploy rolls 1 endpoint(s): B" in out and "A keep(s) its fingerprint" in out
 

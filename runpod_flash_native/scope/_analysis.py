@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import builtins
 import dataclasses
+import re
 
 __all__ = ["Facts", "Import", "Listing", "analyze_source"]
 
@@ -95,6 +96,11 @@ _DIR_OF = {"dirname", "parent", "parents"}
 _PASS_THROUGH = {"abspath", "realpath", "normpath", "resolve", "absolute", "expanduser", "fspath", "Path",
                  "PurePath", "PosixPath", "PurePosixPath", "str", "os.fspath"}
 _BUILTIN_NAMES = set(dir(builtins))
+# bounds of the binding fixed point (``a = b`` chains deeper than this, or
+# dotted names longer, are not real aliases of a library API)
+_MAX_ROUNDS = 16
+_MAX_DEPTH = 8
+_PY_NAME = re.compile(r"\.py[cw]?(?!\w)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +166,24 @@ def _opaque_use(canon: str) -> str | None:
     if head == "importlib.metadata" and leaf not in {"version", "metadata", "PackageNotFoundError",
                                                      "distribution", "requires", "packages_distributions"}:
         return f"uses {canon} (entry points load modules by name)"
+    return None
+
+
+def _tail_literal(node: ast.AST) -> str | None:
+    """The literal that ends a path expression: ``"x"``, ``os.path.join(d,
+    "x")``, ``d / "x"``, ``Path(d, "x")``, ``f"{d}/x"``."""
+    if isinstance(node, ast.Constant):
+        return node.value if isinstance(node.value, str) else None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.Add)):
+        return _tail_literal(node.right)
+    if isinstance(node, ast.Call) and node.args and not node.keywords:
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name in ("join", "Path", "PurePath", "PosixPath", "PurePosixPath", "joinpath"):
+            return _tail_literal(node.args[-1])
+    if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[-1], ast.Constant):
+        value = node.values[-1].value
+        return value.rsplit("/", 1)[-1] if isinstance(value, str) and value.rsplit("/", 1)[-1] else None
     return None
 
 
@@ -249,10 +273,14 @@ class _Analyzer:
         # plain assignments of a followed name: to a fixed point (``a = b``
         # may come before ``b = importlib.import_module``)
         changed = True
-        while changed:
+        rounds = 0
+        while changed and rounds < _MAX_ROUNDS:
             changed = False
+            rounds += 1
             for name, value in pending:
                 for canon in self.canon(value):
+                    if canon.count(".") >= _MAX_DEPTH:
+                        continue  # x = x.y: a chain that only grows
                     if canon not in self.binds.get(name, ()):
                         self.binds.setdefault(name, set()).add(canon)
                         self.alias_values.add(id(value))
@@ -304,6 +332,8 @@ class _Analyzer:
             self.facts.strings.append(text)
             if text in _API_LEAVES:
                 self.widen(node, f"names {text!r} (fetched by name)")
+            elif _PY_NAME.search(text) and self._fragment(node):
+                self.widen(node, f"builds a Python file name at run time from {text!r}")
         elif isinstance(node, ast.keyword):
             if node.arg == "dependencies":
                 self.facts.deps.append(ast.unparse(node.value))
@@ -315,6 +345,20 @@ class _Analyzer:
             self._attribute(node)
         elif isinstance(node, ast.Subscript):
             self._subscript(node)
+
+    def _fragment(self, node: ast.Constant) -> bool:
+        """Whether the literal is a piece of a string built at run time
+        (concatenated, formatted, joined, replaced…): the name it ends up
+        as is not the literal."""
+        parent = self.parent.get(id(node))
+        if isinstance(parent, (ast.BinOp, ast.JoinedStr)):
+            return True
+        if isinstance(parent, ast.Attribute) and parent.value is node:
+            return True  # "x.py".replace(...), "{}.py".format(...)
+        if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute) and \
+                parent.func.attr in ("join", "format", "replace", "removeprefix", "removesuffix"):
+            return parent.func.attr != "join" or not self.canon(parent.func) & {"os.path.join", "posixpath.join"}
+        return False
 
     def _import(self, node: ast.AST, name: str, level: int, fromlist: tuple[str, ...] | None) -> None:
         self.facts.imports.append(Import(name, level, fromlist, self.where(node)))
@@ -516,24 +560,17 @@ class _Analyzer:
             self.facts.listings.append(Listing(kind, arg, self.where(node)))
 
     def _listing_arg(self, node: ast.Call, kind: str, receiver: ast.expr | None) -> str | None:
+        """The literal last component of what is listed (``"data"``,
+        ``"*.json"``), or None when it is built at run time."""
         if receiver is None:
             first = node.args[0] if node.args else next(
                 (k.value for k in node.keywords if k.arg in ("path", "top", "pathname", "src")), None)
             if first is None:
                 return "." if kind in ("dir", "tree") else None
-            return first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
+            return _tail_literal(first)
         if kind in ("pattern", "rpattern"):
-            if not node.args or not isinstance(node.args[0], ast.Constant) or not isinstance(node.args[0].value, str):
-                return None
-            return node.args[0].value
-        # Path("lit").iterdir(), (base / "lit").iterdir()
-        if isinstance(receiver, ast.BinOp) and isinstance(receiver.op, ast.Div) and \
-                isinstance(receiver.right, ast.Constant) and isinstance(receiver.right.value, str):
-            return receiver.right.value
-        if isinstance(receiver, ast.Call) and receiver.args and isinstance(receiver.args[-1], ast.Constant) \
-                and isinstance(receiver.args[-1].value, str):
-            return receiver.args[-1].value
-        return None
+            return _tail_literal(node.args[0]) if node.args else None
+        return _tail_literal(receiver)
 
     def _deserialiser(self, node: ast.Call, canons: set[str]) -> None:
         attr = node.func.attr if isinstance(node.func, ast.Attribute) else None

@@ -118,9 +118,23 @@ def _installed_top_levels() -> frozenset[str]:
     names: set[str] = set()
     try:
         names |= set(metadata.packages_distributions())
+        # what installed libraries may import: their requirements, optional
+        # ones (extras) included (pydantic imports email_validator when asked)
+        for dist in metadata.distributions():
+            for req in dist.requires or ():
+                m = _REQUIREMENT_NAME.match(req)
+                if m:
+                    names |= _import_names(m.group(1))
     except Exception:  # a broken installed distribution must not stop a build
         pass
     return frozenset(names)
+
+
+def _import_names(dist: str) -> set[str]:
+    """Import names a distribution name may stand for (``PyYAML`` ->
+    ``PyYAML``, ``pyyaml``; ``email-validator`` -> ``email_validator``)."""
+    name = re.sub(r"[-.]", "_", dist)
+    return {name, name.lower()}
 
 
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -128,7 +142,8 @@ _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 def shadowing_names(declared: Iterable[str] = ()) -> frozenset[str]:
     """Top-level module names that code outside the project imports:
-    standard library, built-in modules, every installed distribution's, and
+    standard library, built-in modules, every installed distribution's and
+    every name an installed distribution requires (extras included), and
     for each declared requirement (``dependencies=``, ``requirements.txt``
     lines) its name normalised (``PyYAML`` -> ``pyyaml``, ``yaml``...: the
     distribution name with ``-``/``.`` as ``_``, lowercased too)."""
@@ -137,6 +152,5 @@ def shadowing_names(declared: Iterable[str] = ()) -> frozenset[str]:
     for req in declared:
         m = _REQUIREMENT_NAME.match(req)
         if m:
-            dist = re.sub(r"[-.]", "_", m.group(1))
-            names |= {dist, dist.lower()}
+            names |= _import_names(m.group(1))
     return frozenset(names)

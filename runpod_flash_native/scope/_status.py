@@ -38,25 +38,29 @@ def status_report(
     changed_files: Iterable[str] | None = None,
     flash_version: str | None = None,
 ) -> dict[str, Any]:
-    """The per-endpoint advisory ``runpod-flash-native status`` prints.
+    """The per-endpoint answer ``runpod-flash-native status`` prints: does
+    the next deploy roll it, in the mode the project was built with.
 
-    ``flash_version``: the flash release whose deploy rule ``flash_rolls``
-    follows (:func:`runpod_flash_native.deployment.modelled_flash_version`;
-    before 1.21.0 flash injects the global fingerprint into client-mode
-    resources too, which then roll on every source change; they have no
-    scope: ``whole_project``, and their own code is the image they run).
+    ``flash_version``: the flash release whose deploy rule is followed
+    (:func:`runpod_flash_native.deployment.modelled_flash_version`; before
+    1.21.0 flash injects the global fingerprint into client-mode resources
+    too, which then roll on every source change; they have no scope:
+    ``whole_project``, and their own code is the image they run).
 
     ``manifest`` is the last build's, ``files`` the project's shipped files
     now, ``changed_files`` the relative paths that changed since that build
     (from a source index; None when unknown). Returns::
 
         {"mode": "scoped" | "global",
-         "flash_rolls": [...],   # flash's rule: the global fingerprint changed
-         "scoped_rolls": [...],  # the endpoint's scoped fingerprint changed
-         "rolls": [...],         # what the next deploy rolls in the built mode
-         "endpoints": {name: {"flash_rolls": bool,
+         "rolls": [...],         # what the next deploy of this build rolls
+         "flash_rolls": [...],   # the same: flash's deploy compares what the build wrote
+         "global_fingerprint_rolls": [...],  # what it would roll with flash's one global fingerprint
+         "scoped_rolls": [...],  # endpoints whose scoped fingerprint changed
+         "endpoints": {name: {"rolls": bool,        # the next deploy rolls it
+                               "flash_rolls": bool,  # the same answer
+                               "global_fingerprint_rolls": bool,
                                "scope_changed": bool,      # its scoped fingerprint changed
-                               "own_code_changed": bool,   # a module it reaches changed
+                               "own_code_changed": bool | None,  # a module it reaches changed (None: unknown)
                                "whole_project": bool, "reason": str,
                                "changed_files": [...] | None}}}  # changes in its scope
 
@@ -65,10 +69,9 @@ def status_report(
     unchanged global fingerprint means nothing changed, and otherwise the
     endpoint's current scope is matched against ``changed_files`` (True,
     i.e. assume the worst, when they are unknown). ``own_code_changed`` is
-    True when a changed file is one of the modules the endpoint reaches; it
-    equals ``scope_changed`` when the changes or its code are not fully
-    known. A data file or README in every scope changes the scope, not the
-    code.
+    True when a changed file is one of the modules the endpoint reaches,
+    None (unknown) when the changes or its code are not fully known. A data
+    file or README in every scope changes the scope, not the code.
     """
     root = Path(project_dir)
     files = list(files)
@@ -96,9 +99,9 @@ def status_report(
     record = manifest[MANIFEST_KEY]["resources"] if scoped_mode else {}
     record = record if isinstance(record, Mapping) else {}
 
-    # a scoped manifest has no global fingerprint for flash to inject
-    injected = names if scoped_mode else sorted(names + client_mode)
-    flash_rolls = _rolls_by_flash_rule(
+    # what a build with flash's one global fingerprint would roll
+    injected = sorted(names + client_mode)
+    global_rolls = _rolls_by_flash_rule(
         injected, {n: recorded_global for n in injected}, {n: current_fingerprint for n in injected},
         flash_version,
     )
@@ -126,67 +129,84 @@ def status_report(
             scope_changed = True  # unknown: assume the worst
         if scope_changed:
             scoped_rolls.add(name)
-        if sc.opaque or in_scope is None:
-            own = scope_changed  # its code is not fully known, or the changes are not
+        own: bool | None
+        if not scope_changed and (unchanged or in_scope is not None or scoped_mode):
+            own = False  # nothing in its scope changed, so none of its code did
+        elif in_scope is None or sc.opaque:
+            own = None  # the changes, or its code, are not fully known
         else:
             own = bool(set(in_scope) & set(sc.modules))
+        rolls = scope_changed if scoped_mode else name in global_rolls
         endpoints[name] = {
-            "flash_rolls": name in flash_rolls,
+            "rolls": rolls,
+            "flash_rolls": rolls,
+            "global_fingerprint_rolls": name in global_rolls,
             "scope_changed": scope_changed,
             "own_code_changed": own,
             "whole_project": sc.whole_project,
             "reason": sc.reason,
             "changed_files": in_scope,
         }
-    if not scoped_mode:
-        for name in client_mode:
-            endpoints[name] = {
-                "flash_rolls": name in flash_rolls,
-                "scope_changed": not unchanged,
-                "own_code_changed": False,
-                "whole_project": True,
-                "reason": "client-mode resource: runpod-flash before 1.21.0 injects the global fingerprint into it too",
-                "changed_files": None if changed is None else sorted(changed),
-            }
-        endpoints = dict(sorted(endpoints.items()))
-    scoped_list = sorted(scoped_rolls)
+    for name in client_mode:
+        # a scoped manifest has no global fingerprint for flash to inject
+        rolls = not scoped_mode and name in global_rolls
+        endpoints[name] = {
+            "rolls": rolls,
+            "flash_rolls": rolls,
+            "global_fingerprint_rolls": name in global_rolls,
+            "scope_changed": not unchanged,
+            "own_code_changed": False,
+            "whole_project": True,
+            "reason": "client-mode resource: runpod-flash before 1.21.0 injects the global fingerprint into it too",
+            "changed_files": None if changed is None else sorted(changed),
+        }
+    endpoints = dict(sorted(endpoints.items()))
+    roll_list = sorted(n for n, ep in endpoints.items() if ep["rolls"])
     return {
         "mode": "scoped" if scoped_mode else "global",
-        "flash_rolls": flash_rolls,
-        "scoped_rolls": scoped_list,
-        "rolls": scoped_list if scoped_mode else flash_rolls,
+        "rolls": roll_list,
+        "flash_rolls": roll_list,
+        "global_fingerprint_rolls": global_rolls,
+        "scoped_rolls": sorted(scoped_rolls),
         "endpoints": endpoints,
     }
 
 
+_ANSWER = {True: "yes", False: "no", None: "unknown"}
+
+
 def format_status(report: Mapping[str, Any]) -> list[str]:
-    """Text lines for :func:`status_report`'s result."""
+    """Text lines for :func:`status_report`'s result: one answer per
+    endpoint (does the next deploy roll it), then why."""
     scoped = report["mode"] == "scoped"
     lines = [
         "  fingerprints: "
         + ("scoped (an endpoint rolls when a file in its scope changed)" if scoped
            else "flash's (one for the whole project; every endpoint rolls on any change)")
     ]
-    yes = {True: "yes", False: "no"}
     for name, ep in report["endpoints"].items():
-        lines.append(
-            f"  {name}: flash rolls it: {yes[ep['flash_rolls']]}; own code changed: "
-            f"{yes[ep['own_code_changed']]}; scope changed: {yes[ep['scope_changed']]}"
-            + ("  (scope: whole project: " + ep["reason"] + ")" if ep["whole_project"] and ep["scope_changed"] else "")
+        line = (
+            f"  {name}: next deploy rolls it: {_ANSWER[ep['rolls']]}; own code changed: "
+            f"{_ANSWER[ep['own_code_changed']]}; scope changed: {_ANSWER[ep['scope_changed']]}"
         )
+        if scoped and ep["global_fingerprint_rolls"] != ep["rolls"]:
+            line += f" (with flash's global fingerprint: {_ANSWER[ep['global_fingerprint_rolls']]})"
+        if ep["whole_project"] and ep["scope_changed"]:
+            line += "  (scope: whole project: " + ep["reason"] + ")"
+        lines.append(line)
         changed = ep["changed_files"] or ()
         for rel in changed[:20]:
             lines.append(f"      changed in its scope: {rel}")
         if len(changed) > 20:
             lines.append(f"      ... and {len(changed) - 20} more (--json lists all)")
-    flash_rolls = report["flash_rolls"]
-    own = [n for n, ep in report["endpoints"].items() if ep["own_code_changed"]]
-    if flash_rolls and not own:
-        lines.append(f"  flash rolls {len(flash_rolls)} endpoint(s), none of their code changed")
+    rolls = report["rolls"]
+    if rolls and all(report["endpoints"][n]["own_code_changed"] is False for n in rolls):
+        lines.append(f"  the next deploy rolls {len(rolls)} endpoint(s), none of their code changed")
     if scoped:
-        kept = sorted(set(report["endpoints"]) - set(report["scoped_rolls"]))
-        if flash_rolls and kept:
-            lines.append(f"  scoped: {', '.join(kept)} keep(s) its fingerprint")
+        kept = sorted(set(report["global_fingerprint_rolls"]) - set(rolls))
+        if kept:
+            lines.append(f"  scoped: {', '.join(kept)} keep(s) its fingerprint "
+                         "(flash's global fingerprint would roll it)")
     return lines
 
 
