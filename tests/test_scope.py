@@ -800,3 +800,109 @@ def test_build_with_a_broken_pyproject_gets_flash_fingerprint_and_a_warning(tmp_
     _build_hooks._handover.manifest = {"resources": {}}
     with pytest.raises(ValueError, match=scope.ENV_SWITCH):
         _build_hooks.compute_source_fingerprint(root, files)
+
+
+# ---------------------------------------------------------------------------
+# a pyproject.toml flash never reads never breaks the build (issue 24, item 1)
+
+# paired builds; "unreadable" is below (root reads any file, and nobody cannot
+# run this interpreter, so that shape is checked in a child dropped to nobody)
+PYPROJECT_SHAPES = ["tool_string", "tool_array", "directory", "fifo", "symlink_loop"]
+
+
+def _odd_pyproject(root: Path, shape: str) -> None:
+    path = root / "pyproject.toml"
+    if shape == "tool_string":
+        path.write_text('tool = "x"\n')
+    elif shape == "tool_array":
+        path.write_text('[[tool]]\nname = "x"\n')
+    elif shape == "directory":
+        path.mkdir()
+    elif shape == "fifo":
+        os.mkfifo(path)
+    elif shape == "symlink_loop":
+        os.symlink("pyproject.toml", path)
+
+
+def _paired_build(root: Path, *, native: bool) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-c", WIRED_BUILD] if native else [sys.executable, "-m", "runpod_flash.cli.main", "build"]
+    env = _flash_env(HOME=str(root.parent), XDG_CONFIG_HOME=str(root.parent / "cfg"))
+    # a FIFO read blocks forever: the timeout turns a hang into a failure
+    return subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+
+
+def _build_state(root: Path) -> tuple[str, list[str]]:
+    manifest = root / ".flash" / "flash_manifest.json"
+    text = _without_timestamp(manifest.read_text()) if manifest.exists() else ""
+    build = root / ".flash" / ".build"
+    listing = sorted(p.relative_to(build).as_posix() for p in build.rglob("*")) if build.exists() else []
+    return text, listing
+
+
+@pytest.fixture(scope="module")
+def odd_pyproject_builds(tmp_path_factory):
+    """flash build and flash-native build of the same app beside each kind of
+    pyproject.toml, the pairs built in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = tmp_path_factory.mktemp("pyproject")
+    jobs = []
+    for shape in PYPROJECT_SHAPES:
+        for native in (False, True):
+            root = base / shape / ("native" if native else "flash") / "app"
+            write_tree(root, E2E_APP)
+            _odd_pyproject(root, shape)
+            jobs.append((shape, native, root))
+
+    def run(job):
+        shape, native, root = job
+        try:
+            return job, _paired_build(root, native=native)
+        except subprocess.TimeoutExpired as e:
+            return job, e
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return {(shape, native): (root, proc) for (shape, native, root), proc in pool.map(run, jobs)}
+
+
+@pytest.mark.parametrize("shape", PYPROJECT_SHAPES)
+def test_odd_pyproject_builds_as_flash_does_with_one_warning(odd_pyproject_builds, shape):
+    flash_root, flash = odd_pyproject_builds[(shape, False)]
+    native_root, native = odd_pyproject_builds[(shape, True)]
+    assert not isinstance(native, subprocess.TimeoutExpired), f"flash-native build hung ({shape})"
+    assert not isinstance(flash, subprocess.TimeoutExpired)
+    assert flash.returncode == 0, flash.stderr
+    assert native.returncode == flash.returncode, native.stderr
+    assert _build_state(native_root) == _build_state(flash_root)  # flash's manifest, handlers, files
+    warnings = [line for line in native.stderr.splitlines() if line.startswith("flash-native: warning:")]
+    assert len(warnings) == 1, native.stderr
+    assert "pyproject.toml" in warnings[0] and "flash's global fingerprint" in warnings[0]
+    assert "Handler generation failed" not in native.stdout + native.stderr
+
+
+def test_unreadable_pyproject_is_one_warning_and_flashs_fingerprint(tmp_path, unprivileged, monkeypatch):
+    from runpod_flash_native import _build_hooks
+
+    root = tmp_path / "app"
+    write_tree(root, {"worker.py": "x = 1\n"})
+    (root / "pyproject.toml").write_text("[tool.runpod-flash-native]\nscoped-rolls = true\n")
+    (root / "pyproject.toml").chmod(0o000)
+    monkeypatch.delenv(scope.ENV_SWITCH, raising=False)
+    files = [root / "worker.py"]
+
+    def build_fingerprint():
+        import io
+
+        err, saved = io.StringIO(), sys.stderr
+        sys.stderr = err
+        try:
+            _build_hooks._handover.manifest = {"resources": {"w": resource("worker")}}
+            return _build_hooks.compute_source_fingerprint(root, files), err.getvalue()
+        finally:
+            sys.stderr = saved
+
+    got, err = unprivileged(build_fingerprint)
+    assert got == compute_source_fingerprint(root, files)
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("flash-native: warning:"), err
+    assert "pyproject.toml" in lines[0] and "flash's global fingerprint" in lines[0]
