@@ -906,3 +906,94 @@ def test_unreadable_pyproject_is_one_warning_and_flashs_fingerprint(tmp_path, un
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("flash-native: warning:"), err
     assert "pyproject.toml" in lines[0] and "flash's global fingerprint" in lines[0]
+
+
+# ---------------------------------------------------------------------------
+# the analysis on source text alone (scope.analyze_source)
+
+
+@pytest.mark.parametrize(
+    "source, why",
+    [
+        # aliases and attribute forms follow bindings
+        ("from builtins import exec as run\nrun('x')\n", "builtins.exec"),
+        ("import builtins\nbuiltins.eval('1')\n", "builtins.eval"),
+        ("import importlib as il\nf = il.import_module\nf(name)\n", "not a literal"),
+        ("from importlib import import_module as load\nload(n)\n", "not a literal"),
+        ("from os import walk\nfor _ in walk(d): pass\n", "not named literally"),
+        ("from yaml import load, Loader\nload(s, Loader)\n", "safe Loader"),
+        ("import pickle as p\nx = p.loads\n", "pickle.loads"),
+        ("import importlib\nf(importlib)\n", "other than by calling it"),
+        # import-machinery state
+        ("__package__ = 'other'\n", "__package__"),
+        ("__spec__ = None\n", "__spec__"),
+        ("__name__ = 'x'\n", "__name__"),
+        ("import sys\nsys.modules['x'] = object()\n", "sys.modules"),
+        ("import builtins\nbuiltins.__import__ = hook\n", "builtins"),
+        ("__builtins__['exec']\n", "__builtins__"),
+        # computed names
+        ("import importlib\ngetattr(importlib, 'import_' + n)('x')\n", "computed name"),
+        ("from pathlib import Path\nPath(__file__).with_stem(n)\n", "with_stem"),
+        ("open(__file__.replace('a', 'b'))\n", "__file__"),
+        ("open(HERE + '/' + name + '.py')\n", "Python file name"),
+        ("globals()[name]\n", "computed key"),
+        ("import subprocess\nsubprocess.run(cmd)\n", "computed command"),
+        ("import pydoc\npydoc.locate(name)\n", "computed argument"),
+        # a relative import with an unknown package
+        ("import importlib\nimportlib.import_module('.x', package=pkg)\n", "not a literal"),
+    ],
+)
+def test_analyze_source_widens(source, why):
+    facts = scope.analyze_source(source, "m.py")
+    assert any(why in r for r in facts.opaque), facts.opaque
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import re\nre.compile('x')\n",
+        "import torch\n@torch.compile\ndef f(): pass\n",
+        "import pickle\npickle.dumps(1)\n",
+        "import yaml\nyaml.load(s, yaml.SafeLoader)\n",
+        "import glob\nglob.glob('data/*.json')\n",
+        "import os, glob\nglob.glob(os.path.join(HERE, 'data', '*.json'))\n",
+        "import importlib\nimportlib.import_module('.sub', package=__package__)\n",
+        "import os\nHERE = os.path.dirname(os.path.abspath(__file__))\n",
+        "from pathlib import Path\nBASE = Path(__file__).resolve().parent\n",
+        "import logging\nlog = logging.getLogger(__name__)\n",
+        "x = 1\nx = x.y\n",  # a binding chain that only grows ends
+        "if __name__ == '__main__':\n    pass\n",
+        "def f(self, name):\n    return getattr(self, name)\n",
+        "import subprocess, sys\nsubprocess.run([sys.executable, '-m', 'tools.job'])\n",
+    ],
+)
+def test_analyze_source_keeps_ordinary_code(source):
+    assert scope.analyze_source(source, "m.py").opaque == []
+
+
+def test_analyze_source_records_what_it_follows():
+    facts = scope.analyze_source(
+        "from importlib import import_module as load\nload('01_jobs.worker')\n"
+        "import importlib\nimportlib.import_module('.sub', package=__package__)\n"
+        "'''Run with python tools/run.py'''\nX = b'pkg.mod:attr'\n",
+        "m.py",
+    )
+    assert [(i.name, i.level) for i in facts.imports if i.name not in ("importlib",)] == [
+        ("01_jobs.worker", 0), ("sub", 1)]
+    assert "Run with python tools/run.py" in facts.strings and "pkg.mod:attr" in facts.strings
+
+
+def test_strings_name_modules_as_whole_words(tmp_path):
+    files = {"tools/__init__.py": "", "tools/job.py": "", "worker.py": "",
+             "b.py": BASE["b.py"] + "import worker, tools.job\n"}
+    s = two_endpoints(tmp_path, "X = ['python -m tools.job', 'workers', 'my_worker']\n", files=files)
+    assert {"tools/job.py", "tools/__init__.py"} <= set(s["A"].modules)
+    assert "worker.py" not in s["A"].modules and "worker.py" in s["A"].excluded
+    s = two_endpoints(tmp_path, "X = 'see worker.py'\n", files=files)
+    assert "worker.py" in s["A"].modules
+
+
+def test_library_named_module_at_the_root_is_in_every_scope(tmp_path):
+    s = two_endpoints(tmp_path, "import only_a\n", "import tokenize, only_b\n", files={"tokenize.py": "", "pkg/__init__.py": "", "pkg/json.py": ""})
+    assert "tokenize.py" in s["A"].modules  # library code in A may import it
+    assert "pkg/json.py" not in s["A"].modules  # inside a package: not an import root

@@ -251,10 +251,14 @@ CASES: list[tuple[str, dict[str, str], set[str], dict[str, set[str]]]] = [
         "extra/hidden.py": "H = 1\n",
         "beta.py": endpoint("beta", "import sys, bmod\nsys.modules['virtual'] = bmod\nimport virtual\n"),
         "bmod.py": "B = 1\n",
-        "gamma.py": endpoint("gamma", imports="import only_gamma\n"),
-        "only_gamma.py": "G = 1\n",
-        "zeta.py": importer("extra.hidden", "bmod"),
-    }, {"gamma"}, {"alpha": {"extra/hidden.py"}, "beta": {"bmod.py"}}),
+        "delta.py": endpoint("delta", imports="import pkg2.redir\n"),
+        "pkg2/__init__.py": "",
+        "pkg2/redir.py": "__package__ = 'other'\nfrom . import target\n",
+        "pkg2/target.py": "T = 2\n",
+        "other/__init__.py": "",
+        "other/target.py": "T = 1\n",
+        "zeta.py": importer("extra.hidden", "bmod", "other.target"),
+    }, set(), {"alpha": {"extra/hidden.py"}, "beta": {"bmod.py"}, "delta": {"other/target.py"}}),
     # 5. module names that are not identifiers (flash's handlers import them
     # the same way)
     ("non_identifiers", {
@@ -265,7 +269,8 @@ CASES: list[tuple[str, dict[str, str], set[str], dict[str, set[str]]]] = [
         "my-tool.py": "T = 1\n",
         "gamma.py": endpoint("gamma", imports="import only_gamma\n"),
         "only_gamma.py": "G = 1\n",
-        "zeta.py": importer("01_jobs.worker", "my-tool"),
+        # an endpoint in that package reaches the worker by a relative import
+        "01_jobs/zeta.py": endpoint("zeta", imports="from . import worker\nimport importlib\nimportlib.import_module('my-tool')\n"),
     }, {"alpha", "beta", "gamma"}, {"alpha": {"01_jobs/worker.py"}, "beta": {"my-tool.py"}}),
     # 6. names built at run time
     ("computed", {

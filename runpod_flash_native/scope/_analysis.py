@@ -209,11 +209,17 @@ class _Analyzer:
         self.rel = rel
         self.tree = tree
         self.facts = facts
-        self.nodes = list(ast.walk(tree))
+        # every node, and each one's parent, in one pass (ast.walk would walk
+        # the children a second time)
+        self.nodes: list[ast.AST] = [tree]
         self.parent: dict[int, ast.AST] = {}
-        for node in self.nodes:
+        i = 0
+        while i < len(self.nodes):
+            node = self.nodes[i]
+            i += 1
             for child in ast.iter_child_nodes(node):
                 self.parent[id(child)] = node
+                self.nodes.append(child)
         # name -> canonical dotted names it may be bound to (modules and
         # their attributes); names bound otherwise are in ``local``
         self.binds: dict[str, set[str]] = {}

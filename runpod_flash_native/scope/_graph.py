@@ -11,7 +11,7 @@ Edges of a shipped module (from its :class:`._analysis.Facts`):
 
 Modules every endpoint reaches whoever imports them (the *global roots*): the
 ones at an import root (the project root, or a directory that is not a
-package) named like a library module (:func:`._names.shadowing_names`), and
+package) named like a library module (:class:`._names.ShadowingNames`), and
 the ones named in any shipped file that is not a ``.py`` module.
 
 A reason in a module's facts (code the analysis cannot follow), a directory
@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ._analysis import Facts, Import, Listing, analyze_source
-from ._names import NameIndex, shadowing_names
+from ._names import NameIndex, ShadowingNames
 
 __all__ = ["Graph", "Scope", "analyze_scopes", "fingerprinted", "rel_of"]
 
@@ -235,8 +235,9 @@ class Graph:
             if rel.rsplit("/", 1)[-1].startswith("requirements") and rel.endswith(".txt"):
                 declared += self._read_text(rel).splitlines()
         for rel in self.files:
-            declared += self.analyze_deps(rel)
-        shadow = shadowing_names(declared)
+            if rel in self.facts or self._mentions(rel, b"dependencies"):
+                declared += self.analyze_deps(rel)
+        shadow = ShadowingNames(self.root, declared)
         packages = {rel.rsplit("/", 1)[0] for rel in self.files if rel.endswith("/__init__.py")}
         for rel in self.files:
             parts = _mod_parts(rel) or ["__init__"]
@@ -266,6 +267,12 @@ class Graph:
             if isinstance(value, (list, tuple)):
                 out += [v for v in value if isinstance(v, str)]
         return out
+
+    def _mentions(self, rel: str, word: bytes) -> bool:
+        try:
+            return word in (self.root / rel).read_bytes()
+        except OSError:
+            return True  # analyze() records why it cannot be read
 
     def _read_text(self, rel: str) -> str:
         try:

@@ -10,20 +10,22 @@ command line could reach a shipped module: its dotted name from any directory
 its file name and its stem; a package also by its directory. A name counts
 only as a whole: not preceded or followed by a letter, digit or ``_``.
 
-:func:`shadowing_names` are the top-level names library code may import: the
-standard library's, those of every installed distribution, the project's
-declared dependencies'. A project module at an import root under such a name
+:class:`ShadowingNames` are the top-level names library code may import:
+the standard library's, every installed module's, what installed
+distributions require, the project's declared dependencies'. A project module at an import root under such a name
 runs in every endpoint, whoever imports it.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
-__all__ = ["NameIndex", "PY_SOURCE", "shadowing_names"]
+__all__ = ["NameIndex", "PY_SOURCE", "ShadowingNames"]
 
 _TOKEN = re.compile(r"\w+")
 #: a Python source file named in a text: ``x.py``, ``x.pyw``, ``x.pyc``
@@ -112,14 +114,14 @@ def _whole(name: str) -> re.Pattern[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _installed_top_levels() -> frozenset[str]:
+def _required_names() -> frozenset[str]:
+    """What installed libraries may import beyond themselves: their
+    requirements, optional ones (extras) included (pydantic imports
+    ``email_validator`` when asked)."""
     from importlib import metadata
 
     names: set[str] = set()
     try:
-        names |= set(metadata.packages_distributions())
-        # what installed libraries may import: their requirements, optional
-        # ones (extras) included (pydantic imports email_validator when asked)
         for dist in metadata.distributions():
             for req in dist.requires or ():
                 m = _REQUIREMENT_NAME.match(req)
@@ -130,6 +132,9 @@ def _installed_top_levels() -> frozenset[str]:
     return frozenset(names)
 
 
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
 def _import_names(dist: str) -> set[str]:
     """Import names a distribution name may stand for (``PyYAML`` ->
     ``PyYAML``, ``pyyaml``; ``email-validator`` -> ``email_validator``)."""
@@ -137,20 +142,41 @@ def _import_names(dist: str) -> set[str]:
     return {name, name.lower()}
 
 
-_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+class ShadowingNames:
+    """Top-level module names code outside the project imports: the
+    standard library's and built-in modules, every module importable from
+    ``sys.path`` outside the project (installed distributions), every name an
+    installed distribution requires (extras included), and each declared
+    requirement (``dependencies=``, ``requirements.txt`` lines) by its
+    normalised name. ``name in ShadowingNames(...)``."""
+
+    def __init__(self, project_dir: Path, declared: Iterable[str] = ()) -> None:
+        self.fixed = set(sys.builtin_module_names) | set(getattr(sys, "stdlib_module_names", ())) \
+            | {"sitecustomize", "usercustomize", "__main__", "__future__"} | _required_names()
+        for req in declared:
+            m = _REQUIREMENT_NAME.match(req)
+            if m:
+                self.fixed |= _import_names(m.group(1))
+        root = os.path.realpath(project_dir)
+        self.paths = [p for p in sys.path if p and not _inside(os.path.realpath(p), root)]
+        self.cache: dict[str, bool] = {}
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        if name in self.fixed:
+            return True
+        hit = self.cache.get(name)
+        if hit is None:
+            from importlib.machinery import PathFinder
+
+            try:
+                hit = PathFinder.find_spec(name, self.paths) is not None
+            except (ImportError, ValueError, OSError):
+                hit = True  # cannot tell: assume a library has it
+            self.cache[name] = hit
+        return hit
 
 
-def shadowing_names(declared: Iterable[str] = ()) -> frozenset[str]:
-    """Top-level module names that code outside the project imports:
-    standard library, built-in modules, every installed distribution's and
-    every name an installed distribution requires (extras included), and
-    for each declared requirement (``dependencies=``, ``requirements.txt``
-    lines) its name normalised (``PyYAML`` -> ``pyyaml``, ``yaml``...: the
-    distribution name with ``-``/``.`` as ``_``, lowercased too)."""
-    names = set(sys.builtin_module_names) | set(getattr(sys, "stdlib_module_names", ())) \
-        | _installed_top_levels() | {"sitecustomize", "usercustomize", "__main__", "__future__"}
-    for req in declared:
-        m = _REQUIREMENT_NAME.match(req)
-        if m:
-            names |= _import_names(m.group(1))
-    return frozenset(names)
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
