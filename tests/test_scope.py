@@ -200,7 +200,9 @@ def test_import_resolves_next_to_the_importer_too(tmp_path):
     "a_extra, why",
     [
         ("import importlib\nname = 'only_b'\nimportlib.import_module(name)\n", "not a literal"),
-        ("__import__('only' + '_b')\n", "not a literal"),
+        ("__import__(NAME)\n", "not a literal"),
+        ("import pydantic\nX = pydantic.TypeAdapter(pydantic.ImportString).validate_python('onl' + y)\n",
+         "part of a module's name"),
         ("exec('import only_x')\n", "exec()"),
         ("eval('1')\n", "eval()"),
         ("import sys\nsys.path.insert(0, 'x')\n", "sys.path"),

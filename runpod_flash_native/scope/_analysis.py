@@ -58,6 +58,9 @@ class Facts:
     opaque: list[str] = dataclasses.field(default_factory=list)
     #: source of every ``dependencies=`` argument
     deps: list[str] = dataclasses.field(default_factory=list)
+    #: literal pieces of strings built at run time (``"plug" + x``,
+    #: ``f"tools.{x}"``): checked against the project's module names
+    fragments: list[str] = dataclasses.field(default_factory=list)
 
 
 def analyze_source(source: bytes | str, rel: str) -> Facts:
@@ -245,8 +248,11 @@ class _Analyzer:
             self.facts.strings.append(text)
             if text in _API_LEAVES:
                 self.widen(node, f"names {text!r} (fetched by name)")
-            elif _PY_NAME.search(text) and self._fragment(node):
-                self.widen(node, f"builds a Python file name at run time from {text!r}")
+            elif self._fragment(node):
+                if _PY_NAME.search(text):
+                    self.widen(node, f"builds a Python file name at run time from {text!r}")
+                else:
+                    self.facts.fragments.append(text)
         elif isinstance(node, ast.keyword):
             if node.arg == "dependencies":
                 self.facts.deps.append(ast.unparse(node.value))

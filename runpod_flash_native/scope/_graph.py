@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = ["Graph", "Scope", "analyze_scopes", "fingerprinted", "rel_of"]
 #: non-.py files larger than this are not searched for module names (only
 #: unpickling reads names from such data, and that widens by itself)
 MAX_SCANNED_DATA = 16 << 20
+_WORD = re.compile(r"\w+")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +88,7 @@ class Graph:
                     self.children.setdefault(key[:-1], set()).add(rel)
         self.names = NameIndex(self.files)
         self.facts: dict[str, Facts] = {}
+        self._parts: set[str] | None = None
         self._edges: dict[str, tuple[set[str], list[str]]] = {}
 
     # -- resolution
@@ -147,6 +150,18 @@ class Graph:
 
     # -- listings
 
+    def _names_piece(self, fragment: str) -> str | None:
+        """A word of ``fragment`` that begins or ends a module's name part
+        (``"plug"`` of ``plugins``): the string built from it may name that
+        module, for any API to load."""
+        if self._parts is None:
+            self._parts = {p for rel in self.files for p in rel[:-3].split("/")}
+        word: str
+        for word in _WORD.findall(fragment):
+            if len(word) >= 2 and any(p.startswith(word) or p.endswith(word) for p in self._parts):
+                return word
+        return None
+
     def _lists_sources(self, listing: Listing) -> bool:
         arg = listing.arg.replace("\\", "/").strip()
         while arg.startswith("./"):
@@ -203,6 +218,12 @@ class Graph:
         for computed in self.names.computed_sources(text):
             reasons.append(f"{rel}: names a Python source file built at run time ({computed!r})")
             break
+        for fragment in facts.fragments:
+            piece = self._names_piece(fragment)
+            if piece is not None:
+                reasons.append(f"{rel}: builds a name at run time from {fragment!r} ({piece!r} is part of a "
+                               "module's name)")
+                break
         for listing in facts.listings:
             if self._lists_sources(listing):
                 reasons.append(f"{listing.where}: lists a directory ({listing.arg!r}) that can return shipped Python sources")
