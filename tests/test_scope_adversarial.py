@@ -395,7 +395,11 @@ def _fingerprints(root: Path, manifest: dict) -> dict[str, str]:
     return {n: fp for n, (fp, _) in scope.scoped_fingerprints(root, files, manifest).items()}
 
 
-@pytest.mark.parametrize("case_id", [c[0] for c in CASES])
+def pytest_generate_tests(metafunc):
+    if "case_id" in metafunc.fixturenames:
+        metafunc.parametrize("case_id", [c[0] for c in CASES])
+
+
 def test_no_missed_roll_when_the_endpoints_run(built_projects, case_id):
     _, audit_dir, roots, manifests = built_projects
     root, manifest = roots[case_id], manifests[case_id]
@@ -428,3 +432,76 @@ def test_no_missed_roll_when_the_endpoints_run(built_projects, case_id):
             path.write_bytes(original)
         missed += [(name, rel) for name in names if rel in touched[name] and after[name] == before[name]]
     assert not missed, [(n, rel, record[n]["reason"]) for n, rel in missed]
+
+
+# ---------------------------------------------------------------------------
+# generated projects: 2-3 endpoints, each loading a module by one of the
+# classes' means (drawn at random, seeded), plus an endpoint importing every
+# such module by a literal name. A few by default; RFN_SCOPE_ADVERSARIAL_ALL=1
+# runs many more.
+
+
+def _snippet(kind: str, i: int) -> tuple[str, str, dict[str, str], str]:
+    """(body, imports, files, the module file the endpoint's run loads)."""
+    if kind == "dictconfig":
+        body = (f"import logging.config\nlogging.config.dictConfig({{'version': 1, 'handlers': "
+                f"{{'h': {{'()': 'lm{i}.make'}}}}, 'root': {{'handlers': ['h']}}}})\n")
+        return body, "", {f"lm{i}.py": "import logging\n\ndef make():\n    return logging.NullHandler()\n"}, f"lm{i}.py"
+    if kind == "locate":
+        return f"import pydoc\npydoc.locate('pl{i}.P')\n", "", {f"pl{i}.py": "class P:\n    pass\n"}, f"pl{i}.py"
+    if kind == "dash_m":
+        body = f"import subprocess, sys\nsubprocess.run([sys.executable, '-m', 'tj{i}'], check=True)\n"
+        return body, "", {f"tj{i}.py": "X = 1\n"}, f"tj{i}.py"
+    if kind == "alias":
+        return f"load('am{i}')\n", "from importlib import import_module as load\n", {f"am{i}.py": "A = 1\n"}, f"am{i}.py"
+    if kind == "builtins":
+        return f"import builtins\nbuiltins.__import__('bm{i}')\n", "", {f"bm{i}.py": "B = 1\n"}, f"bm{i}.py"
+    if kind == "non_identifier":
+        return f"import importlib\nimportlib.import_module('{i}x-mod')\n", "", {f"{i}x-mod.py": "N = 1\n"}, f"{i}x-mod.py"
+    if kind == "ini":
+        ini = (f"[loggers]\nkeys=root\n[handlers]\nkeys=h\n[formatters]\nkeys=\n[logger_root]\nhandlers=h\n"
+               f"[handler_h]\nclass=ih{i}.Handler\nargs=()\n")
+        body = f"import logging.config, os\nlogging.config.fileConfig(os.path.join(os.path.dirname(__file__), 'log{i}.ini'))\n"
+        handler = "import logging\n\nclass Handler(logging.NullHandler):\n    pass\n"
+        return body, "", {f"log{i}.ini": ini, f"ih{i}.py": handler}, f"ih{i}.py"
+    if kind == "with_stem":
+        body = f"from pathlib import Path\nPath(__file__).with_stem('sc' + '{i}').read_text()\n"
+        return body, "", {f"sc{i}.py": "S = 1\n"}, f"sc{i}.py"
+    if kind == "getattr":
+        body = f"import importlib\ngetattr(importlib, 'import_' + 'module')('gm{i}')\n"
+        return body, "", {f"gm{i}.py": "G = 1\n"}, f"gm{i}.py"
+    if kind == "timeit":
+        return f"import timeit\ntimeit.timeit('import tm{i}', number=1)\n", "", {f"tm{i}.py": "T = 1\n"}, f"tm{i}.py"
+    if kind == "pieces":
+        body = f"import pydoc\npydoc.locate('pc' + '{i}mod.P')\n"
+        return body, "", {f"pc{i}mod.py": "class P:\n    pass\n"}, f"pc{i}mod.py"
+    raise AssertionError(kind)
+
+
+SNIPPETS = ["dictconfig", "locate", "dash_m", "alias", "builtins", "non_identifier", "ini", "with_stem",
+            "getattr", "timeit", "pieces"]
+
+
+def _generated(seed: int) -> tuple[str, dict[str, str], set[str], dict[str, set[str]]]:
+    import random
+
+    rng = random.Random(seed)
+    files: dict[str, str] = {}
+    must: dict[str, set[str]] = {}
+    targets = []
+    for k, name in enumerate(["alpha", "beta", "gamma"][: rng.randint(2, 3)]):
+        kinds = rng.sample(SNIPPETS, rng.randint(1, 2))
+        body, imports = "", ""
+        for j, kind in enumerate(kinds):
+            b, imp, extra, target = _snippet(kind, seed * 100 + k * 10 + j)
+            body, imports = body + b, imports + imp
+            files.update(extra)
+            must.setdefault(name, set()).add(target)
+            targets.append(target[:-3])
+        files[f"{name}.py"] = endpoint(name, body, imports=imports)
+    files["zeta.py"] = importer(*targets)
+    return f"generated_{seed}", files, set(), must
+
+
+GENERATED = [_generated(seed) for seed in range(40 if os.environ.get("RFN_SCOPE_ADVERSARIAL_ALL") else 3)]
+CASES = CASES + GENERATED
