@@ -999,3 +999,37 @@ def test_library_named_module_at_the_root_is_in_every_scope(tmp_path):
     s = two_endpoints(tmp_path, "import only_a\n", "import tokenize, only_b\n", files={"tokenize.py": "", "pkg/__init__.py": "", "pkg/json.py": ""})
     assert "tokenize.py" in s["A"].modules  # library code in A may import it
     assert "pkg/json.py" not in s["A"].modules  # inside a package: not an import root
+
+
+def test_status_without_an_index_says_own_code_unknown(tmp_path, capsys):
+    status_project(tmp_path, scoped=False)
+    edit(tmp_path, "only_a.py")
+    code, out = cli(capsys, "status", "--json", tmp_path)
+    report = json.loads(out)
+    assert code == 1 and report["index"] is None
+    for name in "AB":  # flash's global fingerprint: both roll; whose code changed is not known
+        ep = report["endpoints"][name]
+        assert ep["rolls"] is True and ep["own_code_changed"] is None and ep["changed_files"] is None
+    out = cli(capsys, "status", tmp_path)[1]
+    assert "A: next deploy rolls it: yes; own code changed: unknown" in out
+    assert "none of their code changed" not in out
+
+
+def test_scoped_status_gives_one_answer_per_endpoint(tmp_path, capsys):
+    status_project(tmp_path, scoped=True)
+    edit(tmp_path, "only_b.py")
+    out = cli(capsys, "status", tmp_path)[1]
+    assert "the next deploy rolls 1 endpoint(s): B" in out
+    assert "A: next deploy rolls it: no; own code changed: no; scope changed: no " \
+           "(with flash's global fingerprint: yes)" in out
+    assert "B: next deploy rolls it: yes" in out
+    assert "flash rolls it" not in out
+
+
+def test_public_names_stay_importable_from_scope():
+    # README's Python API table and the names scripts used before the split
+    for name in ["ENV_SWITCH", "MANIFEST_KEY", "FP_KEY", "FORMAT_VERSION", "Scope", "analyze_scopes",
+                 "apply_scoped_fingerprints", "fingerprint_for_build", "format_status", "is_scoped_manifest",
+                 "recorded_source_fingerprint", "scoped_fingerprints", "scoped_rolls_enabled", "status_report",
+                 "plan_notes", "analyze_source"]:
+        assert name in scope.__all__ and getattr(scope, name) is not None
