@@ -76,6 +76,8 @@ def analyze_source(source: bytes | str, rel: str) -> Facts:
         _Analyzer(rel, tree, facts).run()
     except RecursionError:
         facts.opaque.append(f"{rel}: too deeply nested to analyse")
+    except Exception as e:  # never a build failure, never a narrow scope
+        facts.opaque.append(f"{rel}: not analysed ({type(e).__name__}: {e})")
     return facts
 
 
