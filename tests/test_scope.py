@@ -938,6 +938,7 @@ def test_unreadable_pyproject_is_one_warning_and_flashs_fingerprint(tmp_path, un
         ("from pathlib import Path\nPath(__file__).with_stem(n)\n", "with_stem"),
         ("open(__file__.replace('a', 'b'))\n", "__file__"),
         ("open(HERE + '/' + name + '.py')\n", "Python file name"),
+        ("from pathlib import Path\nopen(Path(__file__).stem + '_b' + '.py')\n", "Python file name"),
         ("globals()[name]\n", "computed key"),
         ("import subprocess\nsubprocess.run(cmd)\n", "computed command"),
         ("import pydoc\npydoc.locate(name)\n", "computed argument"),
@@ -965,6 +966,7 @@ def test_analyze_source_widens(source, why):
         "import logging\nlog = logging.getLogger(__name__)\n",
         "x = 1\nx = x.y\n",  # a binding chain that only grows ends
         "if __name__ == '__main__':\n    pass\n",
+        "import logging\nfrom pathlib import Path\nlog = logging.getLogger(Path(__file__).stem)\n",
         "def f(self, name):\n    return getattr(self, name)\n",
         "import subprocess, sys\nsubprocess.run([sys.executable, '-m', 'tools.job'])\n",
     ],

@@ -376,12 +376,14 @@ class _Analyzer:
                 if names & _PASS_THROUGH:
                     cur = parent
                     continue
-                if names & {"open", "print", "read_text", "read_bytes", "getmtime", "exists", "isfile"}:
+                if names & {"open", "print", "read_text", "read_bytes", "getmtime", "exists", "isfile", "basename"}:
                     return
                 break
             if isinstance(parent, ast.Attribute) and parent.value is cur:
-                if parent.attr in _DIR_OF or parent.attr in ("name", "read_text", "read_bytes", "exists", "stat",
-                                                             "open", "is_file"):
+                # its name and stem are strings like any other: a module name
+                # built from them is caught as a piece (the fragment rule)
+                if parent.attr in _DIR_OF or parent.attr in ("name", "stem", "suffix", "read_text", "read_bytes",
+                                                             "exists", "stat", "open", "is_file"):
                     return
                 grand = self.parent.get(id(parent))
                 if parent.attr in _PASS_THROUGH and isinstance(grand, ast.Call) and grand.func is parent:
