@@ -903,9 +903,9 @@ def test_status_says_per_endpoint_what_flash_rolls_and_whose_code_changed(tmp_pa
         assert ep["flash_rolls"] and ep["scope_changed"] and not ep["own_code_changed"]
         assert ep["changed_files"] == ["README.md"]
     text = run("status", root).stdout
-    assert "A: flash rolls it: yes; own code changed: no; scope changed: yes" in text
+    assert "A: next deploy rolls it: yes; own code changed: no; scope changed: yes" in text
     assert "changed in its scope: README.md" in text
-    assert "flash rolls 2 endpoint(s), none of their code changed" in text
+    assert "the next deploy rolls 2 endpoint(s), none of their code changed" in text
 
     append(root, "only_a.py")
     report = json.loads(run("status", "--json", root).stdout)
@@ -913,7 +913,7 @@ def test_status_says_per_endpoint_what_flash_rolls_and_whose_code_changed(tmp_pa
     assert a["own_code_changed"] and a["changed_files"] == ["README.md", "only_a.py"]
     assert not b["own_code_changed"] and b["changed_files"] == ["README.md"]
     text = run("status", root).stdout
-    assert "A: flash rolls it: yes; own code changed: yes" in text
+    assert "A: next deploy rolls it: yes; own code changed: yes" in text
     assert "none of their code changed" not in text
 
 
@@ -928,7 +928,11 @@ def test_status_scoped_manifest_rolls_only_the_changed_scope(tmp_path: Path):
     report = json.loads(proc.stdout)
     assert report["fingerprint_mode"] == "scoped"
     assert report["rolls"] == report["scoped_rolls"] == ["B"]
-    assert [n for n, ep in report["endpoints"].items() if ep["flash_rolls"]] == ["A", "B"]
+    # one answer per endpoint: what the next deploy of this (scoped) build rolls
+    assert [n for n, ep in report["endpoints"].items() if ep["flash_rolls"]] == ["B"]
+    assert [n for n, ep in report["endpoints"].items() if ep["rolls"]] == ["B"]
+    assert report["global_fingerprint_rolls"] == ["A", "B"]  # labelled: flash's global fingerprint
+    assert report["endpoints"]["A"]["own_code_changed"] is False
     text = run("status", root)
     assert text.returncode == 1
     assert "the next deploy rolls 1 endpoint(s): B" in text.stdout

@@ -166,12 +166,7 @@ def _pair_same(tmp_path: Path, files: dict[str, str], setup: Callable[[Path], No
     return flash, native
 
 
-# ---- item 1 (scope engineer's): a pyproject.toml flash never reads -------------------------
-
-
-@pytest.mark.xfail(strict=False, reason="issue 24 item 1 belongs to the scoped-rolls switch")
-def test_unreadable_pyproject_shape_builds_as_flash(tmp_path):
-    _pair_same(tmp_path, {"worker.py": WORKER, "pyproject.toml": 'tool = "x"\n'})
+# ---- item 1 (a pyproject.toml flash never reads): tests/test_scope.py, one paired build per shape
 
 
 # ---- item 2: the scanner imports each module on a fresh thread, as flash does --------------

@@ -98,18 +98,25 @@ def get_file_tree(directory: Path, spec: Any, base_dir: Path | None = None) -> l
 
 
 def _scoped(project_dir: str | os.PathLike[str]) -> bool:
-    """The scoped-rolls switch for a build. A broken ``pyproject.toml`` (flash
-    itself never reads it) does not fail the build: it gets a warning and
-    flash's own global fingerprint, which rolls every endpoint that takes
-    source changes, so nothing is missed. An invalid
-    ``FLASH_NATIVE_SCOPED_ROLLS`` value is the user's explicit request and
-    still fails with its ``ValueError``."""
+    """The scoped-rolls switch for a build. flash itself never reads
+    ``pyproject.toml``, so nothing there may change flash's build: any
+    exception while reading the switch from it (invalid TOML, ``tool = "x"``,
+    a directory, FIFO, symlink loop or unreadable file, anything unexpected)
+    is one warning naming the file, and the build gets flash's own global
+    fingerprint, which rolls every endpoint that takes source changes, so
+    nothing is missed. An invalid ``FLASH_NATIVE_SCOPED_ROLLS`` value is the
+    user's explicit request and still fails with its ``ValueError``."""
+    if os.environ.get(_scope.ENV_SWITCH) is not None:
+        return _scope.scoped_rolls_enabled(project_dir)
     try:
         return _scope.scoped_rolls_enabled(project_dir)
-    except ValueError as e:
-        if os.environ.get(_scope.ENV_SWITCH) is not None:
-            raise
-        sys.stderr.write(f"flash-native: warning: {e}; scoped rolls are off for this build\n")
+    except Exception as e:
+        path = str(Path(project_dir) / "pyproject.toml")
+        text = str(e) if isinstance(e, ValueError) and path in str(e) else f"{path}: {type(e).__name__}: {e}"
+        sys.stderr.write(
+            f"flash-native: warning: {text}; scoped rolls are off for this build "
+            "(flash's global fingerprint)\n"
+        )
         return False
 
 

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         warn(not_a_project_message(root), kind="not_a_flash_project", path=str(root))
     index_report = None if index is None else _compare_with_index(root, files, current, recorded, index_path, index)
 
-    # per endpoint: flash's rule vs its own scope (runpod_flash_native.scope)
+    # per endpoint: does the next deploy of this build roll it (runpod_flash_native.scope)
     known = index_report is not None and index_report["matches_manifest"]
     changed_files = None
     if known and index_report is not None:
@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "current_fingerprint": current,
         "file_count": len(files),
         "rolls": rolls,
+        "global_fingerprint_rolls": scoped["global_fingerprint_rolls"],
         "scoped_rolls": scoped["scoped_rolls"],
         "fingerprint_mode": scoped["mode"],
         "endpoints": scoped["endpoints"],
