@@ -679,7 +679,7 @@ def test_json_success_documents_have_the_documented_keys(project: Path, tmp_path
     assert set(status) == COMMON_KEYS | {
         "project_dir", "manifest", "status", "changed", "recorded_fingerprint",
         "current_fingerprint", "file_count", "rolls", "index",
-        "scoped_rolls", "fingerprint_mode", "endpoints", "flash_version",
+        "scoped_rolls", "fingerprint_mode", "global_fingerprint_rolls", "endpoints", "flash_version",
     }
     # "index" is an object in both commands, naming the same file
     assert isinstance(status["index"], dict) and status["index"]["path"] == fp["index"]["path"]

@@ -889,6 +889,8 @@ def test_unreadable_pyproject_is_one_warning_and_flashs_fingerprint(tmp_path, un
     write_tree(root, {"worker.py": "x = 1\n"})
     (root / "pyproject.toml").write_text("[tool.runpod-flash-native]\nscoped-rolls = true\n")
     (root / "pyproject.toml").chmod(0o000)
+    (root / ".flash").mkdir(mode=0o777)  # as a build has it: flash made it, the index goes there
+    (root / ".flash").chmod(0o777)
     monkeypatch.delenv(scope.ENV_SWITCH, raising=False)
     files = [root / "worker.py"]
 
