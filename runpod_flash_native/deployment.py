@@ -114,9 +114,9 @@ def _installed_flash_version() -> str | None:
     """The installed runpod-flash's version (read once per process), or None."""
     global _installed
     if _installed is _UNKNOWN:
-        from .patch import _flash_version
+        from ._flash import flash_version
 
-        _installed = _flash_version()
+        _installed = flash_version()
     version: str | None = _installed
     return version
 
@@ -126,8 +126,8 @@ def modelled_flash_version(flash_version: str | None = None) -> str:
     when given, else the installed runpod-flash, else
     :data:`DEFAULT_FLASH_VERSION`. ``ValueError`` naming the version when it is
     not a version or is outside the releases this package was verified with
-    (:data:`runpod_flash_native.patch.SUPPORTED_FLASH_VERSIONS`)."""
-    from .patch import SUPPORTED_FLASH_VERSIONS, version_supported
+    (:data:`runpod_flash_native._flash.SUPPORTED_FLASH_VERSIONS`)."""
+    from ._flash import SUPPORTED_FLASH_VERSIONS, version_supported
 
     given = flash_version is not None
     if not given:
@@ -149,9 +149,9 @@ def modelled_flash_version(flash_version: str | None = None) -> str:
 def skips_client_mode(flash_version: str | None = None) -> bool:
     """Whether that release (see :func:`modelled_flash_version`) leaves
     client-mode resources without the fingerprint (1.21.0 and later)."""
-    from .patch import _parse_version
+    from ._flash import parse_version
 
-    parsed = _parse_version(modelled_flash_version(flash_version))
+    parsed = parse_version(modelled_flash_version(flash_version))
     return parsed is not None and parsed >= _CLIENT_MODE_SKIPPED_SINCE
 
 

@@ -226,7 +226,7 @@ def command_parser(parser: argparse.ArgumentParser, command: str | None) -> argp
 
 
 def _add_flash_version(p: argparse.ArgumentParser) -> None:
-    from ..patch import SUPPORTED_FLASH_VERSIONS
+    from .._flash import SUPPORTED_FLASH_VERSIONS
     from ..deployment import DEFAULT_FLASH_VERSION
 
     p.add_argument(

@@ -137,10 +137,10 @@ def _load_flash(root: Path) -> _Flash:
     if importlib.util.find_spec("runpod_flash") is None:
         raise CliError("runpod-flash is not installed: --env reads the deployed build through its API client "
                        "(pip install runpod-flash)")
-    from ..patch.main import _in_process_cpu_probe
+    from .._flash import in_process_cpu_probe
 
     try:
-        with _in_process_cpu_probe(), _quiet_import(root):
+        with in_process_cpu_probe(), _quiet_import(root):
             import aiohttp
             from runpod_flash.core.api import runpod as api
             from runpod_flash.core.exceptions import RunpodAPIKeyError

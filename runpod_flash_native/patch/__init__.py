@@ -41,11 +41,13 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
-import re
 import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+from .._flash import SUPPORTED_FLASH_VERSIONS, version_supported
+from .._flash import flash_version as _flash_version
 
 __all__ = [
     "SUPPORTED_FLASH_VERSIONS",
@@ -55,17 +57,6 @@ __all__ = [
     "patched",
     "unpatch_flash",
 ]
-
-#: The runpod-flash releases this release of runpod_flash_native was verified
-#: against (differential tests + the end-to-end ``flash build`` comparison):
-#: 1.14.0 through 1.21.x, the releases that write a source fingerprint. Their
-#: patched call sites are identical; only the deploy-time fingerprint injection
-#: differs (1.21.0 skips client-mode resources; see
-#: :mod:`runpod_flash_native.deployment`).
-SUPPORTED_FLASH_VERSIONS = ">=1.14.0,<1.22.0"
-_MIN_VERSION = (1, 14, 0)
-_MAX_VERSION_EXCLUSIVE = (1, 22, 0)
-
 
 class FlashPatchWarning(UserWarning):
     """``patch_flash`` left (some of) flash's call sites unpatched."""
@@ -135,29 +126,6 @@ SITES: tuple[_Site, ...] = (
 _lock = threading.RLock()
 # site key -> (flash's original object, the native object we installed)
 _active: dict[tuple[str, str], tuple[object, object]] = {}
-
-
-def _flash_version() -> str | None:
-    """Installed runpod-flash version, or None when it is not installed."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("runpod-flash")
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _parse_version(version: str) -> tuple[int, int, int] | None:
-    m = re.match(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?", version)
-    if m is None:
-        return None
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
-
-
-def version_supported(version: str | None) -> bool:
-    """Whether ``version`` (a runpod-flash version string) is in the verified range."""
-    parsed = _parse_version(version) if version else None
-    return parsed is not None and _MIN_VERSION <= parsed < _MAX_VERSION_EXCLUSIVE
 
 
 def _shape_matches(obj: object, params: tuple[str, ...] | None, attr: str = "ast") -> bool:
