@@ -25,13 +25,13 @@ import sys
 import types
 from typing import Any
 
+from .._switches import parse_switch
+
 __all__ = ["PIP_COMPILE_ENV", "PIP_FLAGS", "pip_compiles", "pip_subprocess"]
 
 #: "1"/"true"/"yes"/"on": run flash's exact pip command (pip byte-compiles);
 #: "0"/"false"/"no"/"off"/"" or unset: add :data:`PIP_FLAGS`.
 PIP_COMPILE_ENV = "RUNPOD_FLASH_NATIVE_PIP_COMPILE"
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 
 def pip_compiles() -> bool:
@@ -40,12 +40,7 @@ def pip_compiles() -> bool:
     raw = os.environ.get(PIP_COMPILE_ENV)
     if raw is None:
         return False
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"{PIP_COMPILE_ENV}={raw!r}: expected 1/0, true/false, yes/no or on/off")
+    return parse_switch(PIP_COMPILE_ENV, raw)
 
 
 def _is_pip_target_install(args: object) -> bool:

@@ -10,14 +10,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._switches import parse_switch
+
 __all__ = ["ENV_SWITCH", "scoped_rolls_enabled"]
 
 #: Environment switch; "1"/"true"/"yes"/"on" turn scoped rolls on, "0"/"false"/
 #: "no"/"off"/"" turn them off (overriding pyproject.toml).
 ENV_SWITCH = "FLASH_NATIVE_SCOPED_ROLLS"
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 _TABLE = "runpod-flash-native"
 
 
@@ -39,12 +39,7 @@ def scoped_rolls_enabled(
     env = os.environ if environ is None else environ
     raw = env.get(ENV_SWITCH)
     if raw is not None:
-        value = raw.strip().lower()
-        if value in _TRUE:
-            return True
-        if value in _FALSE:
-            return False
-        raise ValueError(f"{ENV_SWITCH}={raw!r}: expected 1/0, true/false, yes/no or on/off")
+        return parse_switch(ENV_SWITCH, raw)
     path = Path(project_dir) / "pyproject.toml"
     data = _read_regular(path)
     if data is None:
