@@ -20,6 +20,12 @@ a race flash's own answer is subject to as well. Failures (``OSError``,
 
 Every call holds one lock while the binding is in place; the binding and the
 memo are undone when the outermost call returns or raises.
+
+The cyclic garbage collector is paused for the call (and its state restored):
+the parse trees :mod:`.ast_memo` keeps for the scanner are millions of tracked
+objects that, added while it runs, set off full collections of the growing
+heap again and again (3,000 modules: 0.45 s of a 1.1 s validation). No user
+code runs while flash validates: it only reads and parses files.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PosixPath
 from typing import Any, cast
+
+from ..ignore import _paused_gc
 
 __all__ = ["validate_local_module_imports"]
 
@@ -122,7 +130,7 @@ def validate_local_module_imports(files: list[Path], project_dir: Path) -> None:
         modules.append(importlib.import_module(_LOCAL_MODULES))
     except ImportError:  # a flash release without it
         pass
-    with _memoized(modules):
+    with _memoized(modules), _paused_gc():
         # Only Path objects become _MemoPath: anything else reaches flash as
         # given, so it fails (or not) exactly as it would there.
         flash_validate(
