@@ -149,7 +149,7 @@ rfn_same_version(const struct stat *a, const struct stat *b)
  * short read then proves EOF without another system call. */
 static int
 rfn_produce_content(rfn_sink *sink, int fd, const struct stat *before, size_t index,
-                    rfn_failure *fail)
+                    EVP_MD_CTX *file_ctx, rfn_failure *fail)
 {
     uint64_t remaining = (uint64_t)before->st_size;
     int eof_seen = 0;
@@ -173,6 +173,10 @@ rfn_produce_content(rfn_sink *sink, int fd, const struct stat *before, size_t in
         }
         if ((uint64_t)got > remaining) {
             rfn_fail_detail(fail, RFN_FAIL_CHANGED, index, "grew while it was being hashed");
+            return -1;
+        }
+        if (file_ctx != NULL && EVP_DigestUpdate(file_ctx, sink->buf + sink->fill, (size_t)got) != 1) {
+            fail->kind = RFN_FAIL_EVP;
             return -1;
         }
         sink->fill += (size_t)got;
@@ -206,7 +210,8 @@ rfn_produce_content(rfn_sink *sink, int fd, const struct stat *before, size_t in
 
 /* Read a pseudo file to EOF into memory, then frame it with its real length. */
 static int
-rfn_produce_pseudo(rfn_sink *sink, int fd, const rfn_source *src, size_t index, rfn_failure *fail)
+rfn_produce_pseudo(rfn_sink *sink, int fd, const rfn_source *src, size_t index,
+                   EVP_MD_CTX *file_ctx, uint64_t *length, rfn_failure *fail)
 {
     size_t cap = 64u * 1024u, len = 0;
     unsigned char *buf = malloc(cap);
@@ -246,10 +251,15 @@ rfn_produce_pseudo(rfn_sink *sink, int fd, const rfn_source *src, size_t index, 
         len += (size_t)got;
     }
     int rc = 0;
-    if (rfn_sink_put_be64(sink, src->rel_len) < 0 || rfn_sink_put(sink, src->rel, src->rel_len) < 0
-        || rfn_sink_put_be64(sink, (uint64_t)len) < 0 || rfn_sink_put(sink, buf, len) < 0) {
+    if (file_ctx != NULL && EVP_DigestUpdate(file_ctx, buf, len) != 1) {
+        fail->kind = RFN_FAIL_EVP;
         rc = -1;
     }
+    else if (rfn_sink_put_be64(sink, src->rel_len) < 0 || rfn_sink_put(sink, src->rel, src->rel_len) < 0
+             || rfn_sink_put_be64(sink, (uint64_t)len) < 0 || rfn_sink_put(sink, buf, len) < 0) {
+        rc = -1;
+    }
+    *length = (uint64_t)len;
     free(buf);
     return rc;
 }
@@ -289,8 +299,8 @@ rfn_open_source(rfn_dircache *dirs, const rfn_source *src, size_t index, struct 
  * the stream past switch_at bytes and report RFN_PRODUCE_SWITCH with *next at
  * that file. */
 static int
-rfn_produce_with(rfn_sink *sink, rfn_dircache *dirs, rfn_source_feed *feed, size_t start, size_t count,
-                 uint64_t switch_at, size_t *next, rfn_failure *fail)
+rfn_produce_with(rfn_sink *sink, rfn_dircache *dirs, EVP_MD_CTX *file_ctx, rfn_source_feed *feed,
+                 size_t start, size_t count, uint64_t switch_at, size_t *next, rfn_failure *fail)
 {
     for (size_t i = start;; i++) {
         if (i - start == count) {
@@ -313,21 +323,34 @@ rfn_produce_with(rfn_sink *sink, rfn_dircache *dirs, rfn_source_feed *feed, size
             return RFN_PRODUCE_FAILED;
         }
         int rc = 0;
-        if (rfn_is_pseudo_file(fd, &st)) {
-            rc = rfn_produce_pseudo(sink, fd, src, i, fail);
-        }
-        else if (switch_at != 0 && sink->produced + (uint64_t)st.st_size > switch_at) {
+        int pseudo = rfn_is_pseudo_file(fd, &st);
+        uint64_t length = (uint64_t)st.st_size;
+        if (!pseudo && switch_at != 0 && sink->produced + length > switch_at) {
             close(fd);
             *next = i;
             return RFN_PRODUCE_SWITCH;
         }
+        if (file_ctx != NULL && EVP_DigestInit_ex(file_ctx, feed->file_md, NULL) != 1) {
+            fail->kind = RFN_FAIL_EVP;
+            rc = -1;
+        }
+        else if (pseudo) {
+            rc = rfn_produce_pseudo(sink, fd, src, i, file_ctx, &length, fail);
+        }
         else if (rfn_sink_put_be64(sink, src->rel_len) < 0
                  || rfn_sink_put(sink, src->rel, src->rel_len) < 0
-                 || rfn_sink_put_be64(sink, (uint64_t)st.st_size) < 0
-                 || rfn_produce_content(sink, fd, &st, i, fail) < 0) {
+                 || rfn_sink_put_be64(sink, length) < 0
+                 || rfn_produce_content(sink, fd, &st, i, file_ctx, fail) < 0) {
             rc = -1;
         }
         close(fd);
+        if (rc == 0 && file_ctx != NULL) {
+            feed->file_out[i].size = length;
+            if (EVP_DigestFinal_ex(file_ctx, feed->file_out[i].sha256, NULL) != 1) {
+                fail->kind = RFN_FAIL_EVP;
+                rc = -1;
+            }
+        }
         if (rc < 0) {
             return RFN_PRODUCE_FAILED;
         }
@@ -340,9 +363,15 @@ static int
 rfn_produce(rfn_sink *sink, rfn_source_feed *feed, size_t start, size_t count,
             uint64_t switch_at, size_t *next, rfn_failure *fail)
 {
+    EVP_MD_CTX *file_ctx = NULL;
+    if (feed->file_md != NULL && (file_ctx = EVP_MD_CTX_new()) == NULL) {
+        fail->kind = RFN_FAIL_NOMEM;
+        return RFN_PRODUCE_FAILED;
+    }
     rfn_dircache dirs = RFN_DIRCACHE_INIT;
-    int rc = rfn_produce_with(sink, &dirs, feed, start, count, switch_at, next, fail);
+    int rc = rfn_produce_with(sink, &dirs, file_ctx, feed, start, count, switch_at, next, fail);
     rfn_dircache_free(&dirs);
+    EVP_MD_CTX_free(file_ctx);
     return rc;
 }
 

@@ -76,6 +76,13 @@ typedef struct {
     const char *detail;     /* static text for CHANGED/NOT_REGULAR */
 } rfn_failure;
 
+/* One file's own size and SHA-256, taken from the bytes framed into the
+ * stream (rfn_source_feed.file_out). */
+typedef struct {
+    uint64_t size;
+    unsigned char sha256[RFN_SHA256_LEN];
+} rfn_file_digest;
+
 /* Where sources come from. get() may block until source i exists; it returns
  * NULL once there are no more (or the producer failed and set *fail). */
 typedef struct rfn_source_feed rfn_source_feed;
@@ -90,6 +97,11 @@ struct rfn_source_feed {
     void (*cancel)(rfn_source_feed *feed);
     const rfn_poller *poll;
     int interrupted;
+    /* Optional: with file_md set, the thread that frames source i also
+     * digests its content alone into file_out[i] (readers run on other
+     * cores than the stream's hash). */
+    const EVP_MD *file_md;
+    rfn_file_digest *file_out;
 };
 
 /* A feed over a fixed array. */

@@ -332,10 +332,14 @@ rfn_fill_sources(const rfn_entry *entries, size_t n, rfn_source *sources, char *
 /* Hash the sources without the GIL; -1 with flash's exception set. */
 static int
 rfn_hash_sources(rfn_state *st, const rfn_entry *entries, rfn_source *sources, size_t n,
-                 unsigned char digest[RFN_SHA256_LEN])
+                 rfn_file_digest *file_out, unsigned char digest[RFN_SHA256_LEN])
 {
     rfn_array_feed feed;
     rfn_array_feed_init(&feed, sources, n);
+    if (file_out != NULL) {
+        feed.feed.file_md = st->sha256;
+        feed.feed.file_out = file_out;
+    }
     rfn_failure fail;
     PyThreadState *ts = PyEval_SaveThread();
     rfn_poller poll = rfn_signal_poller(&ts);
@@ -351,18 +355,39 @@ rfn_hash_sources(rfn_state *st, const rfn_entry *entries, rfn_source *sources, s
     return rc < 0 ? -1 : 0;
 }
 
+/* [(rel, size, sha256 hex)] of the sorted entries. */
+static PyObject *
+rfn_digest_list(const rfn_entry *entries, const rfn_file_digest *out, size_t n)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        size_t rel_len;
+        const char *rel = rfn_entry_rel(&entries[i], &rel_len);
+        PyObject *item = Py_BuildValue("(s#KN)", rel, (Py_ssize_t)rel_len,
+                                       (unsigned long long)out[i].size, rfn_hexdigest(out[i].sha256));
+        if (item == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    return list;
+}
+
 static PyObject *
 rfn_compute_source_fingerprint(PyObject *module, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"project_dir", "files", NULL};
+    static char *kwlist[] = {"project_dir", "files", "digests", NULL};
     PyObject *project_obj, *files_obj;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:compute_source_fingerprint", kwlist,
-                                     &project_obj, &files_obj)) {
+    int want_digests = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$p:compute_source_fingerprint", kwlist,
+                                     &project_obj, &files_obj, &want_digests)) {
         return NULL;
     }
     rfn_state *st = rfn_get_state(module);
     PyObject *result = NULL, *seq = NULL, *proj_bytes = NULL;
     rfn_entry *entries = NULL;
+    rfn_file_digest *file_out = NULL;
     rfn_source *sources = NULL;
     char *proj = NULL, *arena = NULL;
     size_t n = 0, filled = 0;
@@ -405,24 +430,33 @@ rfn_compute_source_fingerprint(PyObject *module, PyObject *args, PyObject *kwarg
 
     sources = PyMem_Calloc(n ? n : 1, sizeof(*sources));
     arena = PyMem_Malloc(arena_size);
-    if (sources == NULL || arena == NULL) {
+    if (want_digests) {
+        file_out = PyMem_Calloc(n ? n : 1, sizeof(*file_out));
+    }
+    if (sources == NULL || arena == NULL || (want_digests && file_out == NULL)) {
         PyErr_NoMemory();
         goto exit;
     }
     char *cursor = arena;
     size_t hashable = rfn_fill_sources(entries, n, sources, &cursor);
     unsigned char digest[RFN_SHA256_LEN];
-    if (rfn_hash_sources(st, entries, sources, hashable, digest) < 0) {
+    if (rfn_hash_sources(st, entries, sources, hashable, file_out, digest) < 0) {
         goto exit;
     }
     if (hashable < n) {
         rfn_check_entry(&entries[hashable], cursor, 1);
         goto exit;
     }
-    result = rfn_hexdigest(digest);
+    if (want_digests) {
+        result = Py_BuildValue("(NN)", rfn_hexdigest(digest), rfn_digest_list(entries, file_out, n));
+    }
+    else {
+        result = rfn_hexdigest(digest);
+    }
 
 exit:
     rfn_entries_free(entries, filled);
+    PyMem_Free(file_out);
     PyMem_Free(sources);
     PyMem_Free(arena);
     PyMem_Free(proj);
@@ -434,9 +468,11 @@ exit:
 static PyMethodDef rfn_sources_methods[] = {
     {"compute_source_fingerprint", (PyCFunction)(void (*)(void))rfn_compute_source_fingerprint,
      METH_VARARGS | METH_KEYWORDS,
-     "compute_source_fingerprint(project_dir, files) -> str\n\n"
+     "compute_source_fingerprint(project_dir, files, *, digests=False) -> str\n\n"
      "SHA-256 over files sorted by POSIX path relative to project_dir, each framed\n"
-     "as be64(len(path)) path be64(len(content)) content; identical to runpod-flash."},
+     "as be64(len(path)) path be64(len(content)) content; identical to runpod-flash.\n"
+     "digests=True: (fingerprint, [(path, size, sha256 hex), ...] in that order),\n"
+     "each file's own digest taken from the bytes the fingerprint read."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,7 +4,7 @@
 import os
 import re
 from collections.abc import Hashable, Iterable, Sequence
-from typing import Any, final
+from typing import Any, Literal, final, overload
 
 from typing_extensions import Buffer as _Buffer
 
@@ -12,9 +12,14 @@ from typing_extensions import Buffer as _Buffer
 
 class SourceChangedError(RuntimeError): ...
 
+@overload
 def compute_source_fingerprint(
-    project_dir: str | os.PathLike[str], files: Iterable[str | os.PathLike[str]]
+    project_dir: str | os.PathLike[str], files: Iterable[str | os.PathLike[str]], *, digests: Literal[False] = False
 ) -> str: ...
+@overload
+def compute_source_fingerprint(
+    project_dir: str | os.PathLike[str], files: Iterable[str | os.PathLike[str]], *, digests: Literal[True]
+) -> tuple[str, list[tuple[str, int, str]]]: ...
 
 # Test hook: reader threads of the threaded hash (0 = default); returns the previous value.
 def _set_reader_threads(n: int, /) -> int: ...

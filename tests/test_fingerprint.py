@@ -55,12 +55,30 @@ def outcome(fn, project_dir, files):
     return _outcome(fn, project_dir, files, messages=False)
 
 
+def with_digests(project_dir, files):
+    """The native fingerprint with ``digests=True`` (what flash-native's build
+    takes for its index): its fingerprint, after checking each file's size and
+    SHA-256 against a read of its own (regular files; a pseudo file's second
+    read may differ) and the list against flash's sorted relative paths."""
+    files = list(files)
+    fp, digests = runpod_flash_native._fingerprint.compute_source_fingerprint(project_dir, files, digests=True)
+    root = Path(project_dir)
+    assert [d[0] for d in digests] == sorted(Path(f).relative_to(root).as_posix() for f in files)
+    for (name, size, sha), path in zip(digests, sorted(files, key=lambda f: Path(f).relative_to(root).as_posix())):
+        if Path(path).stat().st_size or not str(Path(path).resolve()).startswith(("/proc/", "/sys/")):
+            data = Path(path).read_bytes()
+            assert (size, sha) == (len(data), hashlib.sha256(data).hexdigest()), name
+    return fp
+
+
 def assert_same(project_dir, files):
-    """Native and flash agree; returns the common outcome."""
+    """Native (with and without per-file digests) and flash agree; returns
+    the common outcome."""
     files = list(files)
     expected = outcome(flash, project_dir, files)
     got = outcome(compute_source_fingerprint, project_dir, files)
     assert got == expected
+    assert outcome(with_digests, project_dir, files) == expected
     return got
 
 
@@ -984,10 +1002,14 @@ def test_no_reference_or_memory_leaks(tmp_path):
             assert expected[name] is _first_error_type(flash, proj, files), name
     assert expected["fifo"] is ValueError
 
+    def digesting(project_dir, files):  # the per-file digests' buffers and list too
+        return runpod_flash_native._fingerprint.compute_source_fingerprint(project_dir, files, digests=True)
+
     def exercise(rounds_scale):
         for name, files in paths.items():
-            for _ in range(iterations.get(name, 3000) // rounds_scale):
-                assert _first_error_type(compute_source_fingerprint, proj, files) is expected[name], name
+            for i in range(iterations.get(name, 3000) // rounds_scale):
+                fn = digesting if i % 2 else compute_source_fingerprint
+                assert _first_error_type(fn, proj, files) is expected[name], name
 
     exercise(10)  # warm up caches, free lists, the allocator
     gc.collect()

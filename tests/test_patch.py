@@ -377,6 +377,7 @@ def _offline_prefix() -> list[str]:
 SPY_FLASH_NATIVE = """\
 import functools, json, sys
 import runpod_flash_native.build as nb, runpod_flash_native.ignore as ni
+import runpod_flash_native._fingerprint as nf
 calls = {}
 def spy(mod, name):
     fn = getattr(mod, name)
@@ -385,7 +386,7 @@ def spy(mod, name):
         calls[name] = calls.get(name, 0) + 1
         return fn(*args, **kwargs)
     setattr(mod, name, wrapper)
-spy(nb, "compute_source_fingerprint")
+spy(nf, "compute_source_fingerprint")  # the build takes per-file digests too
 spy(ni, "load_ignore_patterns")
 spy(ni, "get_file_tree")
 spy(nb, "create_tarball")

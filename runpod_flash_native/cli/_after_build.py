@@ -19,10 +19,16 @@ SCOPED_LINE = (
 
 
 def after_build(
-    project_dir: str | os.PathLike[str], files: Sequence[str | os.PathLike[str]], manifest: Any, result: str | None
+    project_dir: str | os.PathLike[str],
+    files: Sequence[str | os.PathLike[str]],
+    manifest: Any,
+    result: str | None,
+    digests: Sequence[tuple[str, int, str]] | None = None,
 ) -> None:
     """``result``: what the build's fingerprint call returns (flash's global
-    fingerprint, or None when the manifest was scoped)."""
+    fingerprint, or None when the manifest was scoped); ``digests``: each
+    file's (path, size, SHA-256) from the pass that computed ``result``, if
+    it took them."""
     from .. import scope
 
     if result is None:
@@ -31,4 +37,4 @@ def after_build(
     else:
         built = result
     if isinstance(built, str):
-        refresh_after_build(project_dir, files, built)
+        refresh_after_build(project_dir, files, built, digests if result is not None else None)

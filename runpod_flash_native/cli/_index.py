@@ -167,21 +167,33 @@ def _index_and_fingerprint(root: Path, files: Sequence[Path]) -> tuple[str, dict
     return total.hexdigest(), entries
 
 
-def refresh_after_build(project_dir: str | os.PathLike[str], files: Sequence[str | os.PathLike[str]], built_fingerprint: str) -> str | None:
+def refresh_after_build(
+    project_dir: str | os.PathLike[str],
+    files: Sequence[str | os.PathLike[str]],
+    built_fingerprint: str,
+    digests: Sequence[tuple[str, int, str]] | None = None,
+) -> str | None:
     """Rewrite ``project_dir/.flash/source_index.json`` for the build whose
     (flash's, global) fingerprint is ``built_fingerprint``.
 
-    The index is taken in one more read of the shipped files and written only
-    when those bytes give ``built_fingerprint`` again, so it always describes
-    the build's contents; otherwise (a file changed during the build), or when
-    it cannot be written, a warning line says so and the build goes on.
-    ``.flash/`` is ignored by flash, so the fingerprint is not affected.
-    Returns the warning, or None when the index was written."""
+    ``digests``: each file's (relative path, size, SHA-256) taken from the very
+    bytes ``built_fingerprint`` was computed from (the native fingerprint's
+    ``digests=True``). Without them the index is taken in one more read of the
+    shipped files and written only when those bytes give ``built_fingerprint``
+    again. Either way it describes the build's contents; otherwise (a file
+    changed during the build), or when it cannot be written, a warning line
+    says so and the build goes on. ``.flash/`` is ignored by flash, so the
+    fingerprint is not affected. Returns the warning, or None when the index
+    was written."""
     root = Path(project_dir)
     target = root / DEFAULT_INDEX_RELPATH
     problem = None
     try:
-        fp, entries = _index_and_fingerprint(root, [Path(f) for f in files])
+        if digests is not None:
+            fp = built_fingerprint
+            entries = {name: {"size": size, "sha256": sha} for name, size, sha in digests}
+        else:
+            fp, entries = _index_and_fingerprint(root, [Path(f) for f in files])
         if fp != built_fingerprint:
             problem = f"{show(target)} not refreshed: files changed while the build read them"
         else:

@@ -128,12 +128,17 @@ def compute_source_fingerprint(
     _handover.manifest = None
     files = list(files)
     result: str | None
-    if manifest is None or not _scoped(project_dir):
+    digests = None
+    if manifest is None:
         result = _build.compute_source_fingerprint(project_dir, files)
+    elif not _scoped(project_dir):
+        # the same native pass, with each file's own digest for the index
+        # flash-native keeps (taken from the bytes the fingerprint read)
+        result, digests = _fingerprint.compute_source_fingerprint(project_dir, files, digests=True)
     else:
         result = _scope.fingerprint_for_build(project_dir, files, manifest, enabled=True)
     if manifest is not None:  # flash's build: flash-native's own additions, apart
         from ..cli._after_build import after_build
 
-        after_build(project_dir, files, manifest, result)
+        after_build(project_dir, files, manifest, result, digests)
     return result
