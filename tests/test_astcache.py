@@ -135,3 +135,27 @@ def test_flash_build_analyses_answer_the_same_patched(tmp_path):
     assert again == plain
     assert plain[0][1] == ["numpy==1.26", "rich"]  # the analyses saw the project at all
     assert "broken.py" in plain[1]  # and its warnings
+
+
+def test_the_archive_step_lets_the_build_s_trees_go(tmp_path):
+    """Nothing parses after the requirements: the patched create_tarball
+    empties the cache before archiving (a build's trees are millions of
+    objects every later collection would traverse), and the archive is
+    still flash's."""
+    import tarfile
+
+    import runpod_flash_native
+
+    build = pytest.importorskip("runpod_flash.cli.commands.build")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "m.py").write_text("x = 1\n")
+    with runpod_flash_native.patched():
+        tree = build.ast.parse("import os\n")
+        assert build.ast.parse("import os\n") is tree
+        cache = _astcache.flash_ast._rfn_cache
+        assert cache.trees and cache.root_ids
+        build.create_tarball(tmp_path / "b", tmp_path / "a.tar.gz", "app")
+        assert not cache.trees and not cache.walks and not cache.root_ids and cache.chars == 0
+        assert build.ast.parse("import os\n") is not tree
+    with tarfile.open(tmp_path / "a.tar.gz") as tar:
+        assert tar.extractfile("./m.py" if "./m.py" in tar.getnames() else "m.py").read() == b"x = 1\n"

@@ -34,7 +34,7 @@ EXPECTED_SITES = {
     ("runpod_flash.cli.commands.run", "load_ignore_patterns"): ("runpod_flash_native.patch.build_hooks", "load_ignore_patterns"),
     ("runpod_flash.cli.commands.run", "get_file_tree"): ("runpod_flash_native.ignore", "get_file_tree"),
     ("runpod_flash.cli.utils.deployment", "_resource_config_for_compare"): ("runpod_flash_native.deployment", "resource_config_for_compare"),
-    ("runpod_flash.cli.commands.build", "create_tarball"): ("runpod_flash_native.build", "create_tarball"),
+    ("runpod_flash.cli.commands.build", "create_tarball"): ("runpod_flash_native.patch.build_hooks", "create_tarball"),
     ("runpod_flash.cli.commands.build", "copy_project_files"): ("runpod_flash_native.build", "copy_project_files"),
     ("runpod_flash.cli.commands.build", "ast"): ("runpod_flash_native.patch.ast_memo", "flash_ast"),
     ("runpod_flash.cli.commands.build_utils.scanner", "ast"): ("runpod_flash_native.patch.ast_memo", "flash_ast"),

@@ -255,3 +255,88 @@ def test_validate_not_patched_calls_flash_directly(tmp_path):
     with pytest.raises(LocalModuleResolutionError, match="b.py"):
         _validate.validate_local_module_imports([root / "a.py"], root)
     _validate.validate_local_module_imports([root / "a.py", root / "b.py"], root)
+
+
+# ---- linear in the number of modules (runpod_flash_native.patch.import_graph)
+
+
+@contextlib.contextmanager
+def _counting_walks():
+    """Counts calls of flash's ``local_modules._walk`` (one per module walked),
+    with flash's signature kept (the patch checks it)."""
+    import functools
+
+    real = local_modules._walk
+    calls = [0]
+
+    @functools.wraps(real)
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    local_modules._walk = counting
+    try:
+        yield calls
+    finally:
+        local_modules._walk = real
+
+
+def _hub(root: Path, files: int, shared: int, extra: dict[str, bytes] | None = None) -> list[Path]:
+    """``files`` modules that each import the package ``common``, whose
+    ``__init__`` imports its ``shared`` modules: flash walks common's
+    closure once per file."""
+    bodies = {f"f{i}.py": b"import common\n" for i in range(files)}
+    bodies["common/__init__.py"] = "".join(f"from . import s{j}\n" for j in range(shared)).encode()
+    bodies.update({f"common/s{j}.py": b"import os\n" for j in range(shared)})
+    bodies.update(extra or {})
+    _write(root, bodies, None)
+    return sorted(p for p in root.rglob("*.py"))
+
+
+def test_each_module_is_walked_once_not_once_per_importer(tmp_path):
+    root = tmp_path / "app"
+    files = _hub(root, files=60, shared=40)
+    runpod_flash_native.unpatch_flash()
+    with _counting_walks() as flash_walks:
+        flash = _outcome(files, root)
+    with runpod_flash_native.patched(), _counting_walks() as our_walks:
+        ours = _outcome(files, root)
+    assert ours == flash == ("ok", "")
+    modules = len(files)  # 60 + common/__init__ + 40
+    assert flash_walks[0] > 60 * 41  # each file walks common's whole closure again
+    # once per shipped file as flash's validation starts it, once per module it reaches
+    assert our_walks[0] <= 2 * modules, our_walks[0]
+
+
+@pytest.mark.parametrize("problem", ["excluded", "dynamic", "relative", "syntax"])
+def test_a_problem_in_a_shared_module_reaches_every_importer_as_in_flash(tmp_path, problem):
+    """One unclean module deep in the shared closure: every file that reaches
+    it is answered by flash's own walk (its warnings once per importer, its
+    error for the first), the rest are skipped."""
+    body = {
+        "excluded": b"import common.gone\n",
+        "dynamic": b"import importlib\nimportlib.import_module(name)\n",
+        "relative": b"from . import nope\n",
+        "syntax": b"def (:\n",
+    }[problem]
+    root = tmp_path / "app"
+    files = _hub(root, files=8, shared=5, extra={"common/s4.py": body, "common/gone.py": b"x = 1\n",
+                                                 "lone.py": b"import os\n"})
+    files = [f for f in files if f.name != "gone.py"]
+    flash, ours = _both(files, root)
+    assert ours == flash
+    assert flash != ("ok", "")
+
+
+def test_an_import_chain_deeper_than_flash_s_recursion_builds(tmp_path):
+    """flash walks a closure by recursion: a chain of ~300 modules exceeds
+    Python's recursion limit and its validation crashes with RecursionError
+    (README, "What differs from flash"). A chain with nothing to say is
+    answered without walking it per file."""
+    root = tmp_path / "app"
+    n = 400
+    _write(root, {f"m{i}.py": (f"import m{i + 1}\n" if i < n - 1 else "x = 1\n").encode() for i in range(n)}, None)
+    files = sorted(root.glob("*.py"))
+    flash, ours = _both(files, root)
+    assert flash[0][0] == "RecursionError"
+    assert ours == ("ok", "")

@@ -14,7 +14,7 @@ flash module attribute                                 native replacement
 ``cli.commands.build.get_file_tree``                   :func:`runpod_flash_native.patch.build_hooks.get_file_tree` (the native walk; a refused symlink loop leaves no ``.flash/.build``)
 ``get_file_tree`` in ``cli.commands.build_utils.scanner``, ``cli.commands.run``   :func:`runpod_flash_native.ignore.get_file_tree`
 ``cli.utils.deployment._resource_config_for_compare``  :func:`runpod_flash_native.deployment.resource_config_for_compare`
-``cli.commands.build.create_tarball``                  :func:`runpod_flash_native.build.create_tarball`
+``cli.commands.build.create_tarball``                  :func:`runpod_flash_native.patch.build_hooks.create_tarball` (:func:`runpod_flash_native.build.create_tarball`, after the parse trees kept for the build are let go)
 ``cli.commands.build.copy_project_files``              :func:`runpod_flash_native.build.copy_project_files`
 ``ast`` in ``cli.commands.build``, ``cli.commands.build_utils.scanner``   :data:`runpod_flash_native.patch.ast_memo.flash_ast` (memoized ``ast.parse``/``ast.walk``)
 ``ast`` in ``stubs.local_modules``                     :data:`runpod_flash_native.patch.ast_memo.flash_ast_imports` (the same cache; ``walk`` yields only the import and call nodes flash looks at)
@@ -109,7 +109,7 @@ SITES: tuple[_Site, ...] = (
     *(_Site(module, _TREE[0], _TREE[1], _N_IGNORE, _TREE[0]) for module in (_SCANNER, _RUN)),
     _Site(_DEPLOYMENT, "_resource_config_for_compare", ("config",), _N_DEPLOYMENT, "resource_config_for_compare"),
     _Site(_BUILD, "create_tarball", ("build_dir", "output_path", "app_name", "excluded_packages"),
-          _N_BUILD, "create_tarball"),
+          _N_HOOKS, "create_tarball"),
     _Site(_BUILD, "copy_project_files", ("files", "source_dir", "dest_dir"), _N_BUILD, "copy_project_files"),
     # flash parses every shipped file several times per build (see ast_memo);
     # local_modules only looks at import nodes and calls in what ast.walk yields.

@@ -9,6 +9,14 @@ module reached from N files is resolved, stat-ed and read N times. On a
 path component each), ~37,000 ``is_file()`` stats and ~9,000 file reads: most
 of the step's time once :mod:`.ast_memo` has removed the repeated parses.
 
+Its walk per file is also the quadratic part: a module reached from N files
+is walked N times. Before flash's function runs,
+:func:`.import_graph.clean_roots` walks every module once (with flash's own
+code) and finds the files whose closure has nothing to say: no warning, no
+error, no module the ignore rules dropped; for those, flash's
+``resolve_local_modules`` answers an empty result at once, which its
+validation treats exactly as the full one. Every other file is walked by flash.
+
 :func:`validate_local_module_imports` runs flash's own function unchanged, with
 ``Path`` in flash's two modules bound, for the duration of the call, to
 :class:`_MemoPath`: a ``PosixPath`` whose ``resolve()``, ``is_file()`` and
@@ -38,6 +46,7 @@ from pathlib import Path, PosixPath
 from typing import Any, cast
 
 from ..ignore import _paused_gc
+from .import_graph import clean_roots, graph_api_matches
 
 __all__ = ["validate_local_module_imports"]
 
@@ -133,7 +142,37 @@ def validate_local_module_imports(files: list[Path], project_dir: Path) -> None:
     with _memoized(modules), _paused_gc():
         # Only Path objects become _MemoPath: anything else reaches flash as
         # given, so it fails (or not) exactly as it would there.
-        flash_validate(
-            [_MemoPath(f) if isinstance(f, PosixPath) else f for f in files],
-            _MemoPath(project_dir) if isinstance(project_dir, PosixPath) else project_dir,
-        )
+        memo_files = [_MemoPath(f) if isinstance(f, PosixPath) else f for f in files]
+        memo_dir = _MemoPath(project_dir) if isinstance(project_dir, PosixPath) else project_dir
+        with _skipping_clean_roots(modules, memo_files, memo_dir):
+            flash_validate(memo_files, memo_dir)
+
+
+@contextmanager
+def _skipping_clean_roots(modules: Sequence[Any], files: list[Any], project_dir: Any) -> Iterator[None]:
+    """For the call, flash's ``resolve_local_modules`` (as its validation
+    calls it) answers an empty result at once for each file of ``files``
+    whose closure :func:`.import_graph.clean_roots` found to have nothing to
+    say: what flash's own walk would return for it, as far as the validation
+    looks (no warning; every module shipped). Every other file, and every
+    other caller, gets flash's function."""
+    build = modules[0]
+    lm = modules[1] if len(modules) > 1 else None
+    real = getattr(build, "resolve_local_modules", None)
+    if lm is None or real is not getattr(lm, "resolve_local_modules", None) or not graph_api_matches(lm):
+        yield  # another flash, or somebody else's patch there: flash answers for every file
+        return
+    clean_ids = clean_roots(files, project_dir, lm)
+    clean = {id(f): f for f in files if id(f) in clean_ids}
+    owner = threading.get_ident()
+
+    def resolve_local_modules(source: str, source_file: Any, project_root: Any) -> Any:
+        if threading.get_ident() == owner and clean.get(id(source_file)) is source_file:
+            return lm.ResolvedModules()
+        return real(source, source_file, project_root)
+
+    build.resolve_local_modules = resolve_local_modules
+    try:
+        yield
+    finally:
+        build.resolve_local_modules = real
