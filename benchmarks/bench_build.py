@@ -77,6 +77,14 @@ async def crunch(numbers: list) -> int:
 '''
 
 
+def write_weights(path: Path, size: int, rng: random.Random) -> None:
+    """``size`` bytes (whole MiB) of incompressible model weights from ``rng``."""
+    path.parent.mkdir(parents=True)
+    with open(path, "wb") as f:
+        for _ in range(size >> 20):
+            f.write(rng.randbytes(1 << 20))
+
+
 def build_app(root: Path) -> None:
     spec = f"e2e seed={SEED} packages={PACKAGES} modules={MODULES} weights={WEIGHTS}\n"
     stamp = root.with_name(root.name + ".complete")
@@ -100,11 +108,7 @@ def build_app(root: Path) -> None:
     (root / "worker.py").write_text(WORKER.format(imports="\n".join(imports)))
     (root / "README.md").write_text("# e2e benchmark app\n")
     (root / ".gitignore").write_text("*.log\n")
-    weights = root / "weights"
-    weights.mkdir()
-    with open(weights / "model.bin", "wb") as f:
-        for _ in range(WEIGHTS >> 20):
-            f.write(rng.randbytes(1 << 20))
+    write_weights(root / "weights" / "model.bin", WEIGHTS, rng)
     stamp.write_text(spec)
 
 
@@ -185,11 +189,7 @@ def build_deps_app(root: Path) -> None:
         path.write_text(text)
     (root / "README.md").write_text("# e2e benchmark app with dependencies\n")
     (root / ".gitignore").write_text("*.log\n__pycache__/\n")
-    weights = root / "weights"
-    weights.mkdir()
-    with open(weights / "model.safetensors", "wb") as f:
-        for _ in range(DEPS_WEIGHTS >> 20):
-            f.write(rng.randbytes(1 << 20))
+    write_weights(root / "weights" / "model.safetensors", DEPS_WEIGHTS, rng)
     stamp.write_text(spec)
 
 
