@@ -158,10 +158,12 @@ def _skipping_clean_roots(modules: Sequence[Any], files: list[Any], project_dir:
     other caller, gets flash's function."""
     build = modules[0]
     lm = modules[1] if len(modules) > 1 else None
-    real = getattr(build, "resolve_local_modules", None)
-    if lm is None or real is not getattr(lm, "resolve_local_modules", None) or not graph_api_matches(lm):
+    found = getattr(build, "resolve_local_modules", None)
+    if lm is None or found is None or found is not getattr(lm, "resolve_local_modules", None) \
+            or not graph_api_matches(lm):
         yield  # another flash, or somebody else's patch there: flash answers for every file
         return
+    real = cast("Callable[..., Any]", found)
     clean_ids = clean_roots(files, project_dir, lm)
     clean = {id(f): f for f in files if id(f) in clean_ids}
     owner = threading.get_ident()
