@@ -310,6 +310,8 @@ def test_flash_native_build_keeps_the_index_current(app: Path):
     manifest = json.loads((app / ".flash" / "flash_manifest.json").read_text())
     assert scope.is_scoped_manifest(manifest)
     assert _index_of(app)["source_fingerprint"] == scope.recorded_source_fingerprint(manifest) == flash_fingerprint(app)
+    assert _index_of(app)["files"]["README.md"] == {"size": 9, "sha256": hashlib.sha256(b"# app v2\n").hexdigest()}
+    assert set(_index_of(app)["files"]) == set(_APP)
     assert "flash-native: scoped rolls on" in proc.stderr, proc.stderr
     assert "scoped rolls on" not in _build(app, native=True).stderr
 

@@ -27,8 +27,8 @@ def after_build(
 ) -> None:
     """``result``: what the build's fingerprint call returns (flash's global
     fingerprint, or None when the manifest was scoped); ``digests``: each
-    file's (path, size, SHA-256) from the pass that computed ``result``, if
-    it took them."""
+    file's (path, size, SHA-256) from the pass that computed flash's global
+    fingerprint, if it took them."""
     from .. import scope
 
     if result is None:
@@ -37,4 +37,4 @@ def after_build(
     else:
         built = result
     if isinstance(built, str):
-        refresh_after_build(project_dir, files, built, digests if result is not None else None)
+        refresh_after_build(project_dir, files, built, digests)

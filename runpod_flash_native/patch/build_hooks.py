@@ -128,15 +128,15 @@ def compute_source_fingerprint(
     _handover.manifest = None
     files = list(files)
     result: str | None
-    digests = None
+    # with flash's build: the fingerprint pass also takes each file's own
+    # digest, for the index flash-native keeps (from the bytes it read)
+    digests: list[tuple[str, int, str]] = []
     if manifest is None:
         result = _build.compute_source_fingerprint(project_dir, files)
     elif not _scoped(project_dir):
-        # the same native pass, with each file's own digest for the index
-        # flash-native keeps (taken from the bytes the fingerprint read)
         result, digests = _fingerprint.compute_source_fingerprint(project_dir, files, digests=True)
     else:
-        result = _scope.fingerprint_for_build(project_dir, files, manifest, enabled=True)
+        result = _scope.fingerprint_for_build(project_dir, files, manifest, enabled=True, digests=digests)
     if manifest is not None:  # flash's build: flash-native's own additions, apart
         from ..cli._after_build import after_build
 

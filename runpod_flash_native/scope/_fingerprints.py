@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import _fingerprint
 from ..build import compute_source_fingerprint
 from ._graph import Scope, analyze_scopes, rel_of
 from ._switch import scoped_rolls_enabled
@@ -136,15 +137,23 @@ def fingerprint_for_build(
     manifest: dict[str, Any],
     *,
     enabled: bool | None = None,
+    digests: list[tuple[str, int, str]] | None = None,
 ) -> str | None:
     """The value flash's ``run_build`` should store in
     ``manifest["source_fingerprint"]``, for a patch of its
     ``compute_source_fingerprint(project_dir, files)`` call that knows the
     ``manifest`` ``ManifestBuilder.build()`` just returned: flash's global
     fingerprint when scoping is off (manifest untouched), else None after
-    :func:`apply_scoped_fingerprints` made ``manifest`` scoped."""
+    :func:`apply_scoped_fingerprints` made ``manifest`` scoped.
+
+    ``digests``: a list that receives each file's (relative path, size,
+    SHA-256), taken from the bytes the global fingerprint was computed from."""
     files = list(files)
-    global_fp = compute_source_fingerprint(project_dir, files)
+    if digests is None:
+        global_fp = compute_source_fingerprint(project_dir, files)
+    else:
+        global_fp, taken = _fingerprint.compute_source_fingerprint(project_dir, files, digests=True)
+        digests.extend(taken)
     manifest["source_fingerprint"] = global_fp
     try:
         scoped = apply_scoped_fingerprints(project_dir, files, manifest, enabled=enabled)
