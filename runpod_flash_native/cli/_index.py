@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import _fingerprint
 from ._common import (
     DEFAULT_INDEX_RELPATH, PROG, CliError, Guard, describe, read_json, rel, show, write_json_atomic,
 )
@@ -141,32 +142,6 @@ def diff_against_index(root: Path, files: Sequence[Path], index: dict[str, Any])
 # kept current by flash-native build
 
 
-def _index_and_fingerprint(root: Path, files: Sequence[Path]) -> tuple[str, dict[str, dict[str, Any]]]:
-    """One read of every file: flash's fingerprint of ``files`` (its framing:
-    files sorted by POSIX relative path, each be64 length + UTF-8 path + be64
-    length + content) and each file's size and SHA-256, from the same bytes."""
-    total = hashlib.sha256()
-    entries: dict[str, dict[str, Any]] = {}
-    for name, path in sorted((rel(f, root), f) for f in files):
-        encoded = name.encode("utf-8")
-        one = hashlib.sha256()
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            total.update(len(encoded).to_bytes(8, "big") + encoded)
-            # the framing needs the length before the content: a file that
-            # grows or shrinks meanwhile yields another fingerprint, caught below
-            total.update(size.to_bytes(8, "big"))
-            read = 0
-            while chunk := fh.read(_CHUNK):
-                total.update(chunk)
-                one.update(chunk)
-                read += len(chunk)
-        if read != size:
-            return "", {}
-        entries[name] = {"size": size, "sha256": one.hexdigest()}
-    return total.hexdigest(), entries
-
-
 def refresh_after_build(
     project_dir: str | os.PathLike[str],
     files: Sequence[str | os.PathLike[str]],
@@ -178,31 +153,32 @@ def refresh_after_build(
 
     ``digests``: each file's (relative path, size, SHA-256) taken from the very
     bytes ``built_fingerprint`` was computed from (the native fingerprint's
-    ``digests=True``). Without them the index is taken in one more read of the
-    shipped files and written only when those bytes give ``built_fingerprint``
-    again. Either way it describes the build's contents; otherwise (a file
-    changed during the build), or when it cannot be written, a warning line
-    says so and the build goes on. ``.flash/`` is ignored by flash, so the
-    fingerprint is not affected. Returns the warning, or None when the index
-    was written."""
+    ``digests=True``). Without them they are taken the same way in one more
+    read of the shipped files, and the index is written only when those bytes
+    give ``built_fingerprint`` again. Either way it describes the build's
+    contents; otherwise (a file changed during the build), or when it cannot
+    be written, a warning line says so and the build goes on. ``.flash/`` is
+    ignored by flash, so the fingerprint is not affected. Returns the
+    warning, or None when the index was written."""
     root = Path(project_dir)
     target = root / DEFAULT_INDEX_RELPATH
+    changed = f"{show(target)} not refreshed: files changed while the build read them"
     problem = None
     try:
-        if digests is not None:
-            fp = built_fingerprint
-            entries = {name: {"size": size, "sha256": sha} for name, size, sha in digests}
-        else:
-            fp, entries = _index_and_fingerprint(root, [Path(f) for f in files])
+        fp = built_fingerprint
+        if digests is None:
+            fp, digests = _fingerprint.compute_source_fingerprint(root, files, digests=True)
         if fp != built_fingerprint:
-            problem = f"{show(target)} not refreshed: files changed while the build read them"
+            problem = changed
         else:
             write_json_atomic(target, {
                 "format": INDEX_FORMAT,
                 "version": INDEX_VERSION,
                 "source_fingerprint": fp,
-                "files": entries,
+                "files": {name: {"size": size, "sha256": sha} for name, size, sha in digests},
             })
+    except _fingerprint.SourceChangedError:
+        problem = changed
     except (OSError, CliError, UnicodeError) as e:
         problem = f"{show(target)} not refreshed: {e if isinstance(e, CliError) else describe(e)}"
     if problem is None:
